@@ -1,0 +1,126 @@
+// Spool: the edge's durable buffer of session records — one SQLite file in WAL mode
+// shared by every process and thread on the edge (all nginx workers, any number of
+// GStreamer pipelines).
+//
+// A record leaves the spool only when the collector acknowledged it: claim() leases
+// a batch (BEGIN IMMEDIATE, so two uploaders never hold the same row; a lease whose
+// owner died expires), ack() deletes it, release() returns it, dead_letter() moves
+// a batch the collector refused as malformed aside. An unsent older update of a
+// session is superseded by its newer one (coalescing), so an outage of hours keeps
+// one row per session. Size-capped: when full, superseded rows go first, then dead
+// letters, then the oldest records — counted exactly in `dropped_records`.
+//
+// Crash safety: open sessions of each writer are kept in the file; recover_dead_writers()
+// closes those of writers (pid + process start time) that died, from their last saved
+// update, with end_reason "recovered". A corrupt file is moved aside to
+// PATH.corrupt-<timestamp> and a fresh spool started, with a log line.
+//
+// Thread-safety: one Spool object may be used from several threads (an internal
+// mutex serializes them); every process opens its own. No method throws.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "streamtally/record.hpp"
+#include "streamtally/result.hpp"
+
+struct sqlite3;
+
+namespace streamtally {
+
+struct SpoolOptions {
+  std::string path;
+  uint64_t max_bytes = 1ull << 30;
+  std::chrono::milliseconds busy_timeout{10000};
+};
+
+struct SpoolStats {
+  uint64_t pending = 0;       // records not yet acknowledged (claimed or not)
+  uint64_t claimed = 0;       // of which leased to an uploader right now
+  uint64_t dead_letters = 0;
+  uint64_t dropped_records = 0;
+  uint64_t dropped_bytes = 0;
+  std::optional<int64_t> oldest_pending_ms;  // created_at of the oldest pending record
+  uint64_t bytes = 0;         // space the spool's data uses
+  uint64_t open_sessions = 0; // sessions saved as open (recoverable)
+};
+
+struct ClaimedBatch {
+  std::string batch_id;             // stable across retries: the Idempotency-Key
+  std::vector<std::string> lines;   // NDJSON records, without newlines
+  int64_t oldest_created_ms = 0;
+};
+
+struct DeadLetter {
+  int64_t id = 0;
+  std::string batch_id;
+  std::string reason;
+  int http_status = 0;
+  int64_t created_ms = 0;
+  std::string line;
+};
+
+struct AppendResult {
+  std::size_t appended = 0;
+  std::size_t dropped = 0;  // records lost to the cap or a full disk, by this call
+};
+
+class Spool {
+ public:
+  static Result<std::unique_ptr<Spool>> open(SpoolOptions options);
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // Appends records (and keeps the open-session snapshots for recovery) in one
+  // transaction. When the cap is reached, evicts as described above; never blocks
+  // longer than the busy timeout.
+  Result<AppendResult> append(std::span<const SessionRecord> records);
+
+  // Leases up to max_records of the oldest pending records not leased by anyone
+  // else (or whose lease expired). std::nullopt: nothing to send.
+  Result<std::optional<ClaimedBatch>> claim(std::size_t max_records, std::chrono::milliseconds lease);
+  Status ack(const std::string& batch_id);
+  Status release(const std::string& batch_id);
+  Status dead_letter(const std::string& batch_id, const std::string& reason, int http_status);
+
+  Result<std::vector<DeadLetter>> dead_letters();
+  Result<std::size_t> requeue_dead_letters();
+  Result<std::size_t> purge_dead_letters();
+
+  // Imports already-encoded records (NDJSON lines that decode_record accepts).
+  Result<AppendResult> append_lines(std::span<const std::string> lines);
+  Result<std::vector<std::string>> pending_lines();
+
+  // Closes the open sessions of writers on this host whose process is gone.
+  // Returns how many sessions were recovered.
+  Result<std::size_t> recover_dead_writers();
+
+  // The server id kept in the spool: generated (UUID) on the first open.
+  const std::string& server_id() const { return server_id_; }
+  const std::string& path() const { return options_.path; }
+  Result<SpoolStats> stats();
+
+  struct Impl;
+
+ private:
+  explicit Spool(SpoolOptions options);
+  Status open_file();
+  Status prepare();
+  Status handle_error(int rc, const char* what);  // moves a corrupt file aside
+
+  SpoolOptions options_;
+  std::string server_id_;
+  int64_t writer_id_ = 0;
+  std::mutex mutex_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace streamtally
