@@ -23,7 +23,7 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp gstreamer1.0-libav
   # real clients and load tools for tests, demo and benchmarks
-  ffmpeg curl wrk openssl procps iproute2 psmisc valgrind python3
+  ffmpeg curl wrk openssl procps iproute2 psmisc valgrind python3 chromium
 )
 
 missing=()
