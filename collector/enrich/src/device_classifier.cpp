@@ -69,8 +69,10 @@ std::string DeviceClassifier::classify(std::string_view ua, const UserAgentParts
   if (device == "iPad" || tablet_.matches(ua) || contains(device, "Tablet") || contains(device, "Kindle")) {
     return "tablet";
   }
-  if (mobile_.matches(ua) || device == "iPhone" || device == "iPod" || contains(device, "Smartphone") ||
-      contains(device, "Feature Phone") || os == "iOS" || os == "Windows Phone" || os == "KaiOS" ||
+  // uap-core files every Android user-agent without a known model under "Generic Smartphone",
+  // which is a guess; only its "Generic Feature Phone" rests on phone-only tokens (MIDP, WAP…).
+  if (mobile_.matches(ua) || device == "iPhone" || device == "iPod" || device == "Generic Feature Phone" ||
+      (device == "Generic Smartphone" && contains(ua, "Mobile")) || os == "iOS" || os == "Windows Phone" || os == "KaiOS" ||
       os == "BlackBerry OS" || os == "Symbian OS" || os == "Firefox OS") {
     return "mobile";
   }

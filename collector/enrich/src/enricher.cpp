@@ -10,8 +10,9 @@ namespace {
 constexpr const char* kDebianUapRegexes = "/usr/share/uap-core/regexes.yaml";
 // ~200 bytes per entry: 64k distinct user-agents cost ~15 MB at most.
 constexpr std::size_t kUserAgentCacheEntries = 65536;
-// Longer user-agents are not cached (a client could otherwise fill the cache with junk).
-constexpr std::size_t kMaxCachedUserAgent = 1024;
+// SPEC caps user_agent at 1024 bytes; the enricher cuts there too, so a hostile 10 MB string
+// costs what a 1 KiB one does (uap-core's ~1,400 regexes scan the whole subject).
+constexpr std::size_t kMaxUserAgentBytes = 1024;
 }  // namespace
 
 struct Enricher::Impl {
@@ -37,10 +38,11 @@ Enrichment Enricher::enrich(std::string_view client_ip, std::string_view user_ag
   const auto ip = parse_ip(client_ip);
   out.country = !ip || is_non_public(*ip) ? kUnknown : impl_->geo->country(*ip);
 
+  user_agent = user_agent.substr(0, kMaxUserAgentBytes);
   std::optional<UserAgentClass> ua = impl_->cache.find(user_agent);
   if (!ua) {
     ua = impl_->user_agents.classify(user_agent);
-    if (user_agent.size() <= kMaxCachedUserAgent) impl_->cache.insert(user_agent, *ua);
+    impl_->cache.insert(user_agent, *ua);
   }
   out.device_type = std::move(ua->device_type);
   out.os = std::move(ua->os);
