@@ -1,0 +1,403 @@
+/*
+ * The HTTP session table in shared memory; see the header.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_streamtally_zone.h"
+
+
+/* Entries evicted at most per allocation attempt before giving up. */
+#define NGX_HTTP_STREAMTALLY_EVICT_BATCH  8
+
+
+static void ngx_http_streamtally_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_streamtally_entry_t *ngx_http_streamtally_lookup_locked(
+    ngx_http_streamtally_zone_t *zone, u_char md5[16]);
+static ngx_http_streamtally_entry_t *ngx_http_streamtally_alloc_locked(
+    ngx_http_streamtally_zone_t *zone);
+static void ngx_http_streamtally_evict_locked(
+    ngx_http_streamtally_zone_t *zone, ngx_http_streamtally_entry_t *e);
+
+
+static ngx_inline ngx_rbtree_key_t
+ngx_http_streamtally_node_key(u_char md5[16])
+{
+    uint32_t  key;
+
+    ngx_memcpy(&key, md5, sizeof(uint32_t));
+
+    return key;
+}
+
+
+ngx_int_t
+ngx_http_streamtally_zone_init(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_streamtally_zone_t  *ozone = data;
+
+    ngx_http_streamtally_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    /* reload with the same zone: keep every live session */
+    if (ozone) {
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        zone->sh = zone->shpool->data;
+        return NGX_OK;
+    }
+
+    zone->sh = ngx_slab_calloc(zone->shpool,
+                               sizeof(ngx_http_streamtally_shctx_t));
+    if (zone->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->shpool->data = zone->sh;
+
+    ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
+                    ngx_http_streamtally_rbtree_insert);
+    ngx_queue_init(&zone->sh->lru);
+    zone->sh->next_serial = 1;
+
+    zone->shpool->log_nomem = 0;  /* a full zone evicts, it is no error */
+
+    return NGX_OK;
+}
+
+
+ngx_http_streamtally_hit_rc_e
+ngx_http_streamtally_zone_hit(ngx_http_streamtally_zone_t *zone,
+    ngx_http_streamtally_hit_t *hit, uint64_t *serial)
+{
+    ngx_http_streamtally_entry_t  *e;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    e = ngx_http_streamtally_lookup_locked(zone, hit->md5);
+
+    if (e != NULL) {
+        e->bytes_in += hit->bytes_in;
+        e->bytes_out += hit->bytes_out;
+        e->requests++;
+        if (hit->now_ms > e->last_seen_ms) {
+            e->last_seen_ms = hit->now_ms;
+        }
+        ngx_queue_remove(&e->lru);
+        ngx_queue_insert_head(&zone->sh->lru, &e->lru);
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_HTTP_STREAMTALLY_COUNTED;
+    }
+
+    if (!hit->may_create) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_HTTP_STREAMTALLY_SKIPPED;
+    }
+
+    e = ngx_http_streamtally_alloc_locked(zone);
+    if (e == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_HTTP_STREAMTALLY_NO_MEMORY;
+    }
+
+    ngx_memzero(e, sizeof(ngx_http_streamtally_entry_t));
+    ngx_memcpy(e->md5, hit->md5, 16);
+    e->node.key = ngx_http_streamtally_node_key(hit->md5);
+    e->serial = zone->sh->next_serial++;
+    e->owner = ngx_pid;
+    e->timeout = hit->timeout;
+    e->last_seen_ms = hit->now_ms;
+    e->bytes_in = hit->bytes_in;
+    e->bytes_out = hit->bytes_out;
+    e->requests = 1;
+
+    ngx_rbtree_insert(&zone->sh->rbtree, &e->node);
+    ngx_queue_insert_head(&zone->sh->lru, &e->lru);
+    zone->sh->entries++;
+
+    *serial = e->serial;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_HTTP_STREAMTALLY_CREATED;
+}
+
+
+ngx_http_streamtally_entry_t *
+ngx_http_streamtally_zone_find_locked(ngx_http_streamtally_zone_t *zone,
+    u_char md5[16], uint64_t serial)
+{
+    ngx_http_streamtally_entry_t  *e;
+
+    e = ngx_http_streamtally_lookup_locked(zone, md5);
+
+    return (e != NULL && e->serial == serial) ? e : NULL;
+}
+
+
+void
+ngx_http_streamtally_zone_delete_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_http_streamtally_entry_t *e)
+{
+    ngx_queue_remove(&e->lru);
+    ngx_rbtree_delete(&zone->sh->rbtree, &e->node);
+    zone->sh->entries--;
+    ngx_slab_free_locked(zone->shpool, e);
+}
+
+
+ngx_int_t
+ngx_http_streamtally_zone_take_evicted_locked(
+    ngx_http_streamtally_zone_t *zone, ngx_pid_t owner, uint64_t serial,
+    uint64_t *bytes_in, uint64_t *bytes_out)
+{
+    ngx_uint_t                       i;
+    ngx_http_streamtally_shctx_t    *sh;
+
+    sh = zone->sh;
+
+    for (i = 0; i < sh->nevicted; i++) {
+        if (sh->evicted[i].owner == owner && sh->evicted[i].serial == serial) {
+            *bytes_in = sh->evicted[i].bytes_in;
+            *bytes_out = sh->evicted[i].bytes_out;
+            sh->evicted[i] = sh->evicted[--sh->nevicted];
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+void
+ngx_http_streamtally_zone_register_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_pid_t pid)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_STREAMTALLY_MAX_WORKERS; i++) {
+        if (zone->sh->workers[i] == pid) {
+            return;
+        }
+    }
+
+    for (i = 0; i < NGX_HTTP_STREAMTALLY_MAX_WORKERS; i++) {
+        if (zone->sh->workers[i] == 0) {
+            zone->sh->workers[i] = pid;
+            return;
+        }
+    }
+}
+
+
+void
+ngx_http_streamtally_zone_unregister_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_pid_t pid)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_STREAMTALLY_MAX_WORKERS; i++) {
+        if (zone->sh->workers[i] == pid) {
+            zone->sh->workers[i] = 0;
+        }
+    }
+}
+
+
+ngx_uint_t
+ngx_http_streamtally_zone_reap_dead_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_log_t *log)
+{
+    ngx_pid_t                        pid;
+    ngx_uint_t                       i, j, reaped;
+    ngx_queue_t                     *q, *next;
+    ngx_http_streamtally_shctx_t    *sh;
+    ngx_http_streamtally_entry_t    *e;
+
+    sh = zone->sh;
+    reaped = 0;
+
+    for (i = 0; i < NGX_HTTP_STREAMTALLY_MAX_WORKERS; i++) {
+        pid = sh->workers[i];
+
+        /* kill(pid, 0) fails with ESRCH only when the process is gone
+         * (workers share a user, so EPERM cannot mean "dead") */
+        if (pid == 0 || pid == ngx_pid
+            || kill(pid, 0) == 0 || ngx_errno != NGX_ESRCH)
+        {
+            continue;
+        }
+
+        sh->workers[i] = 0;
+
+        for (q = ngx_queue_head(&sh->lru);
+             q != ngx_queue_sentinel(&sh->lru);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            e = ngx_queue_data(q, ngx_http_streamtally_entry_t, lru);
+            if (e->owner == pid) {
+                ngx_http_streamtally_zone_delete_locked(zone, e);
+                reaped++;
+            }
+        }
+
+        for (j = 0; j < sh->nevicted; /* void */) {
+            if (sh->evicted[j].owner == pid) {
+                sh->evicted[j] = sh->evicted[--sh->nevicted];
+            } else {
+                j++;
+            }
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "streamtally: worker %P is gone, %ui of its HTTP "
+                      "sessions are left to spool recovery", pid, reaped);
+    }
+
+    return reaped;
+}
+
+
+static ngx_http_streamtally_entry_t *
+ngx_http_streamtally_lookup_locked(ngx_http_streamtally_zone_t *zone,
+    u_char md5[16])
+{
+    ngx_int_t                      rc;
+    ngx_rbtree_key_t               key;
+    ngx_rbtree_node_t             *node, *sentinel;
+    ngx_http_streamtally_entry_t  *e;
+
+    key = ngx_http_streamtally_node_key(md5);
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (key < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (key > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        e = (ngx_http_streamtally_entry_t *) node;
+        rc = ngx_memcmp(md5, e->md5, 16);
+
+        if (rc == 0) {
+            return e;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_streamtally_entry_t *
+ngx_http_streamtally_alloc_locked(ngx_http_streamtally_zone_t *zone)
+{
+    ngx_uint_t                      n;
+    ngx_queue_t                    *q;
+    ngx_http_streamtally_entry_t   *e;
+
+    e = ngx_slab_alloc_locked(zone->shpool,
+                              sizeof(ngx_http_streamtally_entry_t));
+
+    /* full: evict the least recently seen sessions (LRU tail) */
+    for (n = 0; e == NULL && n < NGX_HTTP_STREAMTALLY_EVICT_BATCH; n++) {
+        if (ngx_queue_empty(&zone->sh->lru)) {
+            break;
+        }
+
+        q = ngx_queue_last(&zone->sh->lru);
+        ngx_http_streamtally_evict_locked(zone,
+            ngx_queue_data(q, ngx_http_streamtally_entry_t, lru));
+
+        e = ngx_slab_alloc_locked(zone->shpool,
+                                  sizeof(ngx_http_streamtally_entry_t));
+    }
+
+    return e;
+}
+
+
+static void
+ngx_http_streamtally_evict_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_http_streamtally_entry_t *e)
+{
+    ngx_http_streamtally_shctx_t    *sh;
+    ngx_http_streamtally_evicted_t  *ev;
+
+    sh = zone->sh;
+
+    /* ring full: the oldest slot goes; its owner then closes that session
+     * with the totals it saw at its last sweep (at most a second old) */
+    if (sh->nevicted == NGX_HTTP_STREAMTALLY_EVICTED) {
+        ngx_memmove(&sh->evicted[0], &sh->evicted[1],
+                    (NGX_HTTP_STREAMTALLY_EVICTED - 1)
+                    * sizeof(ngx_http_streamtally_evicted_t));
+        sh->nevicted--;
+    }
+
+    ev = &sh->evicted[sh->nevicted++];
+    ev->owner = e->owner;
+    ev->serial = e->serial;
+    ev->bytes_in = e->bytes_in;
+    ev->bytes_out = e->bytes_out;
+
+    sh->evictions++;
+
+    ngx_http_streamtally_zone_delete_locked(zone, e);
+}
+
+
+static void
+ngx_http_streamtally_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t             **p;
+    ngx_http_streamtally_entry_t   *e, *et;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            e = (ngx_http_streamtally_entry_t *) node;
+            et = (ngx_http_streamtally_entry_t *) temp;
+            p = (ngx_memcmp(e->md5, et->md5, 16) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
