@@ -1,0 +1,53 @@
+#include "report_model.hpp"
+
+#include <array>
+#include <cctype>
+#include <utility>
+
+namespace streamtally::collector {
+namespace {
+
+constexpr std::array<std::pair<Metric, std::string_view>, 8> kMetrics{{
+    {Metric::Sessions, "sessions"},
+    {Metric::Views, "views"},
+    {Metric::UniqueViewers, "unique_viewers"},
+    {Metric::Viewtime, "viewtime"},
+    {Metric::BytesOut, "bytes_out"},
+    {Metric::BytesIn, "bytes_in"},
+    {Metric::Ccu, "ccu"},
+    {Metric::MaxCcu, "max_ccu"},
+}};
+
+constexpr std::array<std::string_view, 9> kRollupDimensions{"stream",  "server",      "host", "type",   "protocol",
+                                                            "country", "device_type", "os",   "browser"};
+
+}  // namespace
+
+std::string_view metric_name(Metric m) {
+  for (const auto& [metric, name] : kMetrics)
+    if (metric == m) return name;
+  return {};
+}
+
+std::optional<Metric> parse_metric(std::string_view name) {
+  for (const auto& [metric, n] : kMetrics)
+    if (n == name) return metric;
+  return std::nullopt;
+}
+
+bool is_rollup_dimension(std::string_view name) {
+  for (std::string_view d : kRollupDimensions)
+    if (d == name) return true;
+  return false;
+}
+
+bool is_dimension(std::string_view name) {
+  if (is_rollup_dimension(name) || name == "user_id" || name == "referer_domain") return true;
+  if (!name.starts_with("tag.") || name.size() == 4 || name.size() > 4 + 64) return false;
+  // Tag keys are looked up through a JSON path: keep them to a safe alphabet.
+  for (char c : name.substr(4))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
+}  // namespace streamtally::collector

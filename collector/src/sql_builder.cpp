@@ -1,0 +1,52 @@
+#include "sql_builder.hpp"
+
+namespace streamtally::collector {
+
+std::string SqlBuilder::param(std::string value) {
+  values_.push_back({true, std::move(value), 0});
+  return "?" + std::to_string(values_.size());
+}
+
+std::string SqlBuilder::param(int64_t value) {
+  values_.push_back({false, {}, value});
+  return "?" + std::to_string(values_.size());
+}
+
+void SqlBuilder::bind_all(Statement& statement) const {
+  for (std::size_t i = 0; i < values_.size(); ++i) {
+    const int index = static_cast<int>(i + 1);
+    if (values_[i].is_text)
+      statement.bind(index, std::string_view(values_[i].text));
+    else
+      statement.bind(index, values_[i].number);
+  }
+}
+
+std::string rollup_dimension_sql(std::string_view d) {
+  // The dimsets table names its columns like the dimensions.
+  return "d." + std::string(d);
+}
+
+std::string session_dimension_sql(std::string_view d, SqlBuilder& sql) {
+  if (d == "server") return "s.server_id";
+  if (d == "user_id") return "coalesce(s.user_id, '')";
+  if (d.starts_with("tag.")) return "coalesce(json_extract(s.tags, " + sql.param("$.\"" + std::string(d.substr(4)) + "\"") + "), '')";
+  return "s." + std::string(d);  // validated by is_dimension(): a fixed name
+}
+
+std::string where_sql(const std::vector<WhereClause>& where, bool rollup_side, SqlBuilder& sql) {
+  std::string out;
+  for (const WhereClause& clause : where) {
+    out += " AND (";
+    out += rollup_side ? rollup_dimension_sql(clause.dimension) : session_dimension_sql(clause.dimension, sql);
+    out += " IN (";
+    for (std::size_t i = 0; i < clause.values.size(); ++i) {
+      if (i) out += ", ";
+      out += sql.param(clause.values[i]);
+    }
+    out += "))";
+  }
+  return out;
+}
+
+}  // namespace streamtally::collector

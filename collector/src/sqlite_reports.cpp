@@ -1,0 +1,325 @@
+// /v1/events and /v1/timeseries on SQLite.
+//
+// Two engines give the same numbers:
+//  - rollups: additive counters per minute/hour/day and dimension set. Used when
+//    every dimension and filter is a rollup dimension and every metric is additive
+//    (sessions, views, viewtime, bytes). Cost grows with the number of buckets and
+//    dimension sets, not with sessions.
+//  - scan: reads the sessions open in the range (index on started_at, bounded by
+//    the longest session seen) for unique_viewers, ccu/max_ccu and the unbounded
+//    dimensions (user_id, referer_domain, tags).
+// Sessions open in [F, T) = started before T minus ended before F (prefix sums).
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "attribution.hpp"
+#include "ccu_sweep.hpp"
+#include "sql_builder.hpp"
+#include "sqlite_schema.hpp"
+#include "sqlite_store.hpp"
+
+namespace streamtally::collector {
+namespace {
+
+using GroupKey = std::vector<std::string>;
+
+struct Piece {
+  std::size_t level;
+  int64_t from, to;  // [from, to), aligned to the level
+};
+
+int64_t ceil_to(int64_t t, int64_t length) { return -floor_to(-t, length); }
+
+// Splits a minute-aligned [from, to) into the fewest minute/hour/day ranges.
+std::vector<Piece> decompose(int64_t from, int64_t to) {
+  std::vector<Piece> pieces;
+  for (std::size_t level = 0; level + 1 < std::size(kRollupLevels) && from < to; ++level) {
+    const int64_t next = kRollupLevels[level + 1].bucket_ms;
+    const int64_t a = std::min(ceil_to(from, next), to);
+    if (a > from) pieces.push_back({level, from, a});
+    from = a;
+    const int64_t b = std::max(floor_to(to, next), from);
+    if (b < to) pieces.push_back({level, b, to});
+    to = b;
+  }
+  if (from < to) pieces.push_back({std::size(kRollupLevels) - 1, from, to});
+  return pieces;
+}
+
+bool needs_scan(const ReportQuery& q, bool timeseries) {
+  for (const auto& d : q.dimensions)
+    if (!is_rollup_dimension(d)) return true;
+  for (const auto& w : q.where)
+    if (!is_rollup_dimension(w.dimension)) return true;
+  for (Metric m : q.metrics) {
+    if (m == Metric::UniqueViewers || m == Metric::MaxCcu) return true;
+    if (m == Metric::Ccu && timeseries) return true;
+  }
+  return false;
+}
+
+// Sums rollup counters per group (and per bucket index when bucket_ms > 0).
+Status sum_rollups(sqlite3* db, const ReportQuery& q, const std::vector<Piece>& pieces, int64_t first_bucket,
+                   int64_t bucket_ms, std::map<std::pair<GroupKey, int64_t>, Counters>& out) {
+  for (const Piece& piece : pieces) {
+    SqlBuilder sql;
+    std::string text = "SELECT ";
+    for (const auto& d : q.dimensions) text += rollup_dimension_sql(d) + ", ";
+    text += bucket_ms > 0 ? "(r.bucket - " + sql.param(first_bucket) + ") / " + sql.param(bucket_ms) : "0";
+    text += ", sum(r.starts), sum(r.views), sum(r.ends), sum(r.bytes_in), sum(r.bytes_out), sum(r.viewtime_ms) FROM ";
+    text += kRollupLevels[piece.level].table;
+    text += " AS r JOIN dimsets AS d ON d.id = r.dimset WHERE r.bucket >= " + sql.param(piece.from) +
+            " AND r.bucket < " + sql.param(piece.to);
+    text += where_sql(q.where, true, sql);
+    text += " GROUP BY ";
+    for (std::size_t i = 0; i <= q.dimensions.size(); ++i) text += (i ? ", " : "") + std::to_string(i + 1);
+    Statement st(db, text);
+    if (!st.valid()) return Error{st.error()};
+    sql.bind_all(st);
+    const int n = static_cast<int>(q.dimensions.size());
+    while (st.step()) {
+      GroupKey key;
+      for (int i = 0; i < n; ++i) key.push_back(st.text(i));
+      Counters c;
+      c.starts = st.int64(n + 1), c.views = st.int64(n + 2), c.ends = st.int64(n + 3);
+      c.bytes_in = st.int64(n + 4), c.bytes_out = st.int64(n + 5), c.viewtime_ms = st.int64(n + 6);
+      out[{std::move(key), st.int64(n)}] += c;
+    }
+    if (st.failed()) return Error{st.error()};
+  }
+  return Status::Ok();
+}
+
+int64_t additive_value(Metric m, const Counters& c) {
+  switch (m) {
+    case Metric::Views: return c.views;
+    case Metric::Viewtime: return c.viewtime_ms;
+    case Metric::BytesOut: return c.bytes_out;
+    case Metric::BytesIn: return c.bytes_in;
+    default: return 0;
+  }
+}
+
+// One session as the scan engine reads it.
+struct ScannedSession {
+  int64_t id = 0, started_at = 0, end_t = 0;
+  bool play = false;
+  std::string viewer;  // client_ip + '\n' + user_agent
+  GroupKey key;
+};
+
+Status scan_sessions(sqlite3* db, const ReportQuery& q, int64_t from, int64_t to, int64_t max_session_ms,
+                     const std::function<void(ScannedSession&&)>& visit) {
+  SqlBuilder sql;
+  std::string text = "SELECT s.id, s.started_at, s.end_t, s.type, s.client_ip, s.user_agent";
+  for (const auto& d : q.dimensions) text += ", " + session_dimension_sql(d, sql);
+  text += " FROM sessions AS s WHERE s.started_at >= " + sql.param(from - max_session_ms) +
+          " AND s.started_at < " + sql.param(to) + " AND s.end_t >= " + sql.param(from);
+  text += where_sql(q.where, false, sql);
+  Statement st(db, text);
+  if (!st.valid()) return Error{st.error()};
+  sql.bind_all(st);
+  while (st.step()) {
+    ScannedSession s;
+    s.id = st.int64(0), s.started_at = st.int64(1), s.end_t = st.int64(2), s.play = st.text(3) == "play";
+    s.viewer = st.text(4) + '\n' + st.text(5);
+    for (std::size_t i = 0; i < q.dimensions.size(); ++i) s.key.push_back(st.text(static_cast<int>(6 + i)));
+    visit(std::move(s));
+  }
+  if (st.failed()) return Error{st.error()};
+  return Status::Ok();
+}
+
+bool wants(const ReportQuery& q, std::initializer_list<Metric> any) {
+  for (Metric m : q.metrics)
+    for (Metric a : any)
+      if (m == a) return true;
+  return false;
+}
+
+// Everything the scan engine accumulates for one group, per bucket (events: one bucket).
+struct ScanGroup {
+  std::vector<int64_t> sessions, views;
+  std::vector<Counters> additive;
+  std::vector<std::unordered_set<std::string>> viewers;
+  std::vector<OpenInterval> intervals;
+};
+
+// The scan engine for both endpoints: buckets of bucket_ms from first over count
+// buckets (events: one bucket covering the range).
+Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q, int64_t first, int64_t length,
+                                               int64_t count, int64_t max_session_ms) {
+  const int64_t range_end = first + length * count;
+  const bool need_chain = wants(q, {Metric::Viewtime, Metric::BytesIn, Metric::BytesOut});
+  const bool need_viewers = wants(q, {Metric::UniqueViewers});
+  const bool need_intervals = wants(q, {Metric::Ccu, Metric::MaxCcu});
+  Statement chain(db, "SELECT seq, t, bytes_in, bytes_out FROM updates WHERE session = ?1 ORDER BY seq");
+  if (!chain.valid()) return Error{chain.error()};
+
+  std::map<GroupKey, ScanGroup> groups;
+  std::string chain_error;
+  auto bucket_of = [&](int64_t t) { return (floor_to(t, length) - first) / length; };
+  Status st = scan_sessions(db, q, first, range_end, max_session_ms, [&](ScannedSession&& s) {
+    auto [it, inserted] = groups.try_emplace(s.key);
+    ScanGroup& g = it->second;
+    if (inserted) {
+      g.sessions.assign(count, 0);
+      g.views.assign(count, 0);
+      if (need_chain) g.additive.assign(count, Counters{});
+      if (need_viewers) g.viewers.resize(count);
+    }
+    const int64_t lo = std::max<int64_t>(0, bucket_of(std::max(s.started_at, first)));
+    const int64_t hi = std::min<int64_t>(count - 1, bucket_of(std::min(s.end_t, range_end - 1)));
+    for (int64_t b = lo; b <= hi; ++b) {
+      ++g.sessions[b];
+      if (need_viewers) g.viewers[b].insert(s.viewer);
+    }
+    if (s.play && s.started_at >= first && s.started_at < range_end) ++g.views[bucket_of(s.started_at)];
+    if (need_intervals) g.intervals.push_back({s.started_at, s.end_t});
+    if (need_chain) {
+      SessionShape shape{s.started_at, s.play, {}};
+      chain.bind(1, s.id);
+      while (chain.step()) shape.chain.push_back({chain.int64(0), chain.int64(1), chain.int64(2), chain.int64(3)});
+      if (chain.failed()) chain_error = chain.error();
+      chain.reset();
+      if (shape.chain.empty()) return;
+      attribute_session(shape, +1, [&](int64_t minute, const Counters& c) {
+        if (minute < first || minute >= range_end) return;
+        Counters bytes_and_time;
+        bytes_and_time.bytes_in = c.bytes_in, bytes_and_time.bytes_out = c.bytes_out;
+        bytes_and_time.viewtime_ms = c.viewtime_ms;
+        g.additive[bucket_of(minute)] += bytes_and_time;
+      });
+    }
+  });
+  if (!st) return Error{st.error()};
+  if (!chain_error.empty()) return Error{chain_error};
+  return groups;
+}
+
+int64_t scan_value(Metric m, const ScanGroup& g, std::size_t b, const std::vector<int64_t>& ccu) {
+  switch (m) {
+    case Metric::Sessions: return g.sessions[b];
+    case Metric::Views: return g.views[b];
+    case Metric::UniqueViewers: return static_cast<int64_t>(g.viewers[b].size());
+    case Metric::Ccu:
+    case Metric::MaxCcu: return ccu[b];
+    default: return g.additive.empty() ? 0 : additive_value(m, g.additive[b]);
+  }
+}
+
+}  // namespace
+
+Result<std::vector<GroupTotals>> SqliteStore::events(const ReportQuery& q) {
+  auto db = acquire_reader();
+  if (!db) return Error{db.error()};
+  ReadLease lease(*this, std::move(*db));
+  std::vector<GroupTotals> result;
+
+  if (needs_scan(q, false)) {
+    auto groups = run_scan(lease.get(), q, q.from, q.to - q.from, 1, max_session_ms_);
+    if (!groups) return Error{groups.error()};
+    for (auto& [key, g] : *groups) {
+      std::vector<int64_t> ccu;
+      if (wants(q, {Metric::MaxCcu})) ccu = max_concurrency(g.intervals, q.from, q.to - q.from, 1);
+      GroupTotals totals{key, {}};
+      for (Metric m : q.metrics)
+        totals.values.push_back(m == Metric::Ccu ? g.sessions[0] : scan_value(m, g, 0, ccu));
+      result.push_back(std::move(totals));
+    }
+    return result;
+  }
+
+  // Prefix sums before `from` (sessions still open then) and sums over the range.
+  std::map<std::pair<GroupKey, int64_t>, Counters> before, within;
+  if (Status s = sum_rollups(lease.get(), q, decompose(0, q.from), 0, 0, before); !s) return Error{s.error()};
+  if (Status s = sum_rollups(lease.get(), q, decompose(q.from, q.to), 0, 0, within); !s) return Error{s.error()};
+  std::map<GroupKey, std::pair<Counters, Counters>> merged;
+  for (auto& [k, c] : before) merged[k.first].first += c;
+  for (auto& [k, c] : within) merged[k.first].second += c;
+  for (auto& [key, both] : merged) {
+    const auto& [b, w] = both;
+    const int64_t sessions = b.starts + w.starts - b.ends;
+    if (sessions <= 0) continue;
+    GroupTotals totals{key, {}};
+    for (Metric m : q.metrics)
+      totals.values.push_back(m == Metric::Sessions || m == Metric::Ccu ? sessions : additive_value(m, w));
+    result.push_back(std::move(totals));
+  }
+  return result;
+}
+
+Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
+  auto db = acquire_reader();
+  if (!db) return Error{db.error()};
+  ReadLease lease(*this, std::move(*db));
+  Timeseries ts;
+  ts.bucket_ms = q.bucket_ms;
+  ts.first_bucket = floor_to(q.from, q.bucket_ms);
+  ts.bucket_count = (floor_to(q.to - 1, q.bucket_ms) + q.bucket_ms - ts.first_bucket) / q.bucket_ms;
+  const auto count = static_cast<std::size_t>(ts.bucket_count);
+
+  if (needs_scan(q, true)) {
+    auto groups = run_scan(lease.get(), q, ts.first_bucket, ts.bucket_ms, ts.bucket_count, max_session_ms_);
+    if (!groups) return Error{groups.error()};
+    for (auto& [key, g] : *groups) {
+      std::vector<int64_t> ccu;
+      if (wants(q, {Metric::Ccu, Metric::MaxCcu}))
+        ccu = max_concurrency(g.intervals, ts.first_bucket, ts.bucket_ms, ts.bucket_count);
+      GroupSeries series{key, {}};
+      for (Metric m : q.metrics) {
+        std::vector<int64_t> points(count);
+        for (std::size_t b = 0; b < count; ++b) points[b] = scan_value(m, g, b, ccu);
+        series.values.push_back(std::move(points));
+      }
+      ts.groups.push_back(std::move(series));
+    }
+    return ts;
+  }
+
+  // The coarsest rollup level whose buckets tile the requested bucket length.
+  std::size_t level = 0;
+  for (std::size_t l = 0; l < std::size(kRollupLevels); ++l)
+    if (q.bucket_ms % kRollupLevels[l].bucket_ms == 0) level = l;
+  const int64_t end = ts.first_bucket + ts.bucket_ms * ts.bucket_count;
+  std::map<std::pair<GroupKey, int64_t>, Counters> before, within;
+  if (Status s = sum_rollups(lease.get(), q, decompose(0, ts.first_bucket), 0, 0, before); !s)
+    return Error{s.error()};
+  if (Status s = sum_rollups(lease.get(), q, {{level, ts.first_bucket, end}}, ts.first_bucket, ts.bucket_ms, within);
+      !s)
+    return Error{s.error()};
+  std::map<GroupKey, std::pair<Counters, std::vector<Counters>>> merged;
+  for (auto& [k, c] : before) merged[k.first].first += c;
+  for (auto& [k, c] : within) {
+    auto& buckets = merged[k.first].second;
+    if (buckets.empty()) buckets.resize(count);
+    buckets[static_cast<std::size_t>(k.second)] += c;
+  }
+  for (auto& [key, both] : merged) {
+    auto& [prefix, buckets] = both;
+    if (buckets.empty()) buckets.resize(count);
+    std::vector<int64_t> sessions(count);
+    int64_t started = prefix.starts, ended = prefix.ends;
+    bool any = false;
+    for (std::size_t b = 0; b < count; ++b) {
+      started += buckets[b].starts;
+      sessions[b] = started - ended;  // started before the bucket's end, not ended before its start
+      ended += buckets[b].ends;
+      any = any || sessions[b] > 0;
+    }
+    if (!any) continue;
+    GroupSeries series{key, {}};
+    for (Metric m : q.metrics) {
+      std::vector<int64_t> points(count);
+      for (std::size_t b = 0; b < count; ++b)
+        points[b] = m == Metric::Sessions ? sessions[b] : additive_value(m, buckets[b]);
+      series.values.push_back(std::move(points));
+    }
+    ts.groups.push_back(std::move(series));
+  }
+  return ts;
+}
+
+}  // namespace streamtally::collector

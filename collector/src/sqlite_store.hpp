@@ -1,0 +1,70 @@
+// SqliteStore: the default Store, one SQLite file in WAL mode.
+//
+// Tables (see sqlite_schema.cpp): sessions (latest record per session), updates
+// (every distinct seq of every session: the chain bytes are attributed from),
+// dimsets (distinct combinations of the low-cardinality dimensions), rollup_m /
+// rollup_h / rollup_d (additive counters per minute / hour / day and dimset, kept
+// in the ingest transaction), batches (Idempotency-Keys), meta.
+//
+// One writer connection behind a mutex does every ingest, one transaction per
+// batch; queries use a pool of read-only connections, so they run while a batch
+// commits (WAL).
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sqlite_handle.hpp"
+#include "store.hpp"
+
+namespace streamtally::collector {
+
+class SqliteStore final : public Store {
+ public:
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path);
+  ~SqliteStore() override;
+
+  Result<IngestOutcome> ingest(const IngestBatch& batch) override;
+  Result<std::vector<GroupTotals>> events(const ReportQuery& query) override;
+  Result<Timeseries> timeseries(const ReportQuery& query) override;
+  Result<SessionsPage> sessions(const SessionsQuery& query) override;
+  Result<StoreStats> stats() override;
+  std::vector<std::string> session_columns(SessionGroup group) const override;
+
+  // A pooled read-only connection, returned to the pool when the lease ends.
+  class ReadLease {
+   public:
+    ReadLease(SqliteStore& store, DbHandle db) : store_(store), db_(std::move(db)) {}
+    ~ReadLease() {
+      if (db_) store_.release_reader(std::move(db_));
+    }
+    ReadLease(const ReadLease&) = delete;
+    ReadLease& operator=(const ReadLease&) = delete;
+    sqlite3* get() const { return db_.get(); }
+
+   private:
+    SqliteStore& store_;
+    DbHandle db_;
+  };
+
+ private:
+  explicit SqliteStore(std::string path);
+  Status init_writer();
+  Result<DbHandle> acquire_reader();
+  void release_reader(DbHandle db);
+
+  struct Writer;
+  std::string path_;
+  std::mutex writer_mutex_;
+  std::unique_ptr<Writer> writer_;
+  std::mutex readers_mutex_;
+  std::vector<DbHandle> readers_;
+  std::atomic<int64_t> max_session_ms_{0};  // longest session seen: bounds range scans
+
+  friend class ReadLease;
+};
+
+}  // namespace streamtally::collector

@@ -1,0 +1,72 @@
+// Store: where the collector keeps sessions and answers reports. The HTTP layer
+// talks only to this interface, so another backend (ClickHouse) can sit behind it.
+//
+// Promises every backend keeps:
+//  - ingest() is atomic per batch and returns only after the batch is durable;
+//    per (server_id, session_id) the record with the highest seq wins; a seq seen
+//    before is a duplicate and changes nothing; an Idempotency-Key seen before
+//    replays without storing anything.
+//  - reports are computed from what ingest() committed (read-your-writes).
+//  - all methods are thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "report_model.hpp"
+#include "streamtally/record.hpp"
+#include "streamtally/result.hpp"
+
+namespace streamtally::collector {
+
+// A decoded, validated record with what the collector derived from it at ingest.
+struct IngestRecord {
+  SessionRecord record;
+  std::string country = "unknown";
+  std::string device_type = "unknown";
+  std::string os = "unknown";
+  std::string browser = "unknown";
+  std::string referer_domain;  // host part of the referer, "" when none
+};
+
+struct IngestBatch {
+  std::string idempotency_key;  // "" when the client sent none
+  std::vector<IngestRecord> records;
+};
+
+struct IngestOutcome {
+  int64_t accepted = 0;
+  int64_t duplicates = 0;
+  bool replayed = false;  // the Idempotency-Key was seen before: nothing stored
+};
+
+struct SessionsPage {
+  int64_t total = 0;
+  std::vector<nlohmann::json> rows;
+};
+
+struct StoreStats {
+  int64_t sessions = 0;
+  int64_t size_bytes = 0;  // database files on disk
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual Result<IngestOutcome> ingest(const IngestBatch& batch) = 0;
+  virtual Result<std::vector<GroupTotals>> events(const ReportQuery& query) = 0;
+  virtual Result<Timeseries> timeseries(const ReportQuery& query) = 0;
+  virtual Result<SessionsPage> sessions(const SessionsQuery& query) = 0;
+  virtual Result<StoreStats> stats() = 0;
+  // Columns a SessionsQuery of this group may order by (and that CSV export writes).
+  virtual std::vector<std::string> session_columns(SessionGroup group) const = 0;
+};
+
+// "sqlite:PATH" (or a bare path). ClickHouse is not implemented yet: a clear error.
+Result<std::unique_ptr<Store>> open_store(const std::string& spec);
+
+}  // namespace streamtally::collector
