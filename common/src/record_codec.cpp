@@ -1,72 +1,127 @@
 #include "streamtally/record_codec.hpp"
 
-#include <nlohmann/json.hpp>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include "streamtally/utf8.hpp"
 
+// RapidJSON's SAX writer and in-situ-free DOM parser: the record codec runs once per
+// record on the edge (spool) and at the collector (ingest), so it must cost about a
+// microsecond, not the several that a std::map-based DOM costs (docs/DECISIONS.md).
 namespace streamtally {
 namespace {
 
-using json = nlohmann::json;
+using Value = rapidjson::Value;
+using Writer = rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>,
+                                 rapidjson::CrtAllocator, rapidjson::kWriteValidateEncodingFlag>;
 
-json nullable(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
+// String() returns false when the validating writer meets ill-formed UTF-8.
+bool put(Writer& w, const char* key, std::string_view v) {
+  w.Key(key);
+  return w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+}
 
-// Field readers: each returns an error naming the field when the type is wrong.
+bool put_nullable(Writer& w, const char* key, const std::optional<std::string>& v) {
+  if (v) return put(w, key, *v);
+  w.Key(key);
+  return w.Null();
+}
+
+// Writes the record; false when a string is not valid UTF-8 (the writer validates).
+bool write_record(const SessionRecord& r, rapidjson::StringBuffer& buffer) {
+  Writer w(buffer);
+  bool ok = true;
+  w.StartObject();
+  ok &= put(w, "server_id", r.server_id);
+  ok &= put(w, "host", r.host);
+  ok &= put(w, "session_id", r.session_id);
+  w.Key("seq");
+  w.Int64(r.seq);
+  ok &= put(w, "state", to_string(r.state));
+  ok &= put(w, "type", to_string(r.type));
+  ok &= put(w, "protocol", to_string(r.protocol));
+  ok &= put(w, "stream", r.stream);
+  ok &= put(w, "client_ip", r.client_ip);
+  ok &= put(w, "user_agent", r.user_agent);
+  ok &= put(w, "referer", r.referer);
+  ok &= put_nullable(w, "user_id", r.user_id);
+  ok &= put_nullable(w, "token", r.token);
+  w.Key("started_at");
+  w.Int64(r.started_at);
+  w.Key("updated_at");
+  w.Int64(r.updated_at);
+  w.Key("ended_at");
+  r.ended_at ? w.Int64(*r.ended_at) : w.Null();
+  w.Key("bytes_in");
+  w.Uint64(r.bytes_in);
+  w.Key("bytes_out");
+  w.Uint64(r.bytes_out);
+  w.Key("end_reason");
+  r.end_reason == EndReason::None ? w.Null() : w.String(to_string(r.end_reason).data());
+  if (!r.tags.empty()) {
+    w.Key("tags");
+    w.StartObject();
+    for (const auto& [k, v] : r.tags) {
+      ok &= w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+      ok &= w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  return ok && w.IsComplete();
+}
+
+// Field readers: each records the first error, naming the field.
 struct Reader {
-  const json& obj;
+  const Value& obj;
   std::string error;
 
-  const json* field(const char* name, bool required) {
-    auto it = obj.find(name);
-    if (it == obj.end()) {
+  const Value* field(const char* name, bool required) {
+    auto it = obj.FindMember(name);
+    if (it == obj.MemberEnd()) {
       if (required && error.empty()) error = std::string("missing field \"") + name + "\"";
       return nullptr;
     }
-    return &*it;
+    return &it->value;
   }
   void fail(const char* name, const char* what) {
     if (error.empty()) error = std::string("field \"") + name + "\" " + what;
   }
 
   void text(const char* name, std::string& out, std::size_t limit, bool required = false) {
-    const json* v = field(name, required);
+    const Value* v = field(name, required);
     if (!v) return;
-    if (!v->is_string()) return fail(name, "must be a string");
-    out = v->get<std::string>();
+    if (!v->IsString()) return fail(name, "must be a string");
+    out.assign(v->GetString(), v->GetStringLength());
     if (out.size() > limit) fail(name, "is too long");
   }
   void nullable_text(const char* name, std::optional<std::string>& out) {
-    const json* v = field(name, false);
-    if (!v || v->is_null()) return;
-    if (!v->is_string()) return fail(name, "must be a string or null");
-    out = v->get<std::string>();
+    const Value* v = field(name, false);
+    if (!v || v->IsNull()) return;
+    if (!v->IsString()) return fail(name, "must be a string or null");
+    out.emplace(v->GetString(), v->GetStringLength());
     if (out->size() > kMaxTextBytes) fail(name, "is too long");
   }
   void int64(const char* name, int64_t& out, bool required = true) {
-    const json* v = field(name, required);
+    const Value* v = field(name, required);
     if (!v) return;
-    if (v->is_number_unsigned() && v->get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX))
-      out = static_cast<int64_t>(v->get<uint64_t>());
-    else if (v->is_number_integer())
-      out = v->get<int64_t>();
-    else
-      fail(name, "must be an integer");
+    if (!v->IsInt64()) return fail(name, "must be an integer");
+    out = v->GetInt64();
   }
   void uint64(const char* name, uint64_t& out) {
-    const json* v = field(name, true);
+    const Value* v = field(name, true);
     if (!v) return;
-    if (!v->is_number_unsigned()) {
-      if (v->is_number_integer() && v->get<int64_t>() >= 0) { out = static_cast<uint64_t>(v->get<int64_t>()); return; }
-      return fail(name, "must be an unsigned integer");
-    }
-    out = v->get<uint64_t>();
+    if (!v->IsUint64()) return fail(name, "must be an unsigned integer");
+    out = v->GetUint64();
   }
   template <class E>
   void enumeration(const char* name, E& out, std::optional<E> (*parse)(std::string_view), const char* accepted) {
-    const json* v = field(name, true);
+    const Value* v = field(name, true);
     if (!v) return;
-    if (!v->is_string()) return fail(name, "must be a string");
-    auto parsed = parse(v->get_ref<const std::string&>());
+    if (!v->IsString()) return fail(name, "must be a string");
+    auto parsed = parse(std::string_view(v->GetString(), v->GetStringLength()));
     if (!parsed) {
       if (error.empty()) error = std::string("field \"") + name + "\" must be one of " + accepted;
       return;
@@ -78,30 +133,15 @@ struct Reader {
 }  // namespace
 
 void encode_record(const SessionRecord& r, std::string& out) {
-  json j = {
-      {"server_id", r.server_id},
-      {"host", r.host},
-      {"session_id", r.session_id},
-      {"seq", r.seq},
-      {"state", to_string(r.state)},
-      {"type", to_string(r.type)},
-      {"protocol", to_string(r.protocol)},
-      {"stream", r.stream},
-      {"client_ip", r.client_ip},
-      {"user_agent", r.user_agent},
-      {"referer", r.referer},
-      {"user_id", nullable(r.user_id)},
-      {"token", nullable(r.token)},
-      {"started_at", r.started_at},
-      {"updated_at", r.updated_at},
-      {"ended_at", r.ended_at ? json(*r.ended_at) : json(nullptr)},
-      {"bytes_in", r.bytes_in},
-      {"bytes_out", r.bytes_out},
-      {"end_reason", r.end_reason == EndReason::None ? json(nullptr) : json(to_string(r.end_reason))},
-  };
-  if (!r.tags.empty()) j["tags"] = r.tags;
-  // Invalid UTF-8 is replaced, never thrown: the edge sanitizes first, this is the backstop.
-  out += j.dump(-1, ' ', false, json::error_handler_t::replace);
+  rapidjson::StringBuffer buffer;
+  if (!write_record(r, buffer)) {
+    // Invalid UTF-8 is replaced, never an error: the edge sanitizes first, this is the backstop.
+    SessionRecord clean = r;
+    sanitize(clean);
+    buffer.Clear();
+    write_record(clean, buffer);
+  }
+  out.append(buffer.GetString(), buffer.GetSize());
 }
 
 std::string encode_record(const SessionRecord& r) {
@@ -111,16 +151,16 @@ std::string encode_record(const SessionRecord& r) {
 }
 
 Result<SessionRecord> decode_record(std::string_view line) {
-  // nlohmann rejects ill-formed UTF-8 inside strings while parsing.
-  json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    if (!is_valid_utf8(line)) return Error{"invalid UTF-8"};
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(line.data(), line.size());
+  if (doc.HasParseError()) {
+    if (doc.GetParseError() == rapidjson::kParseErrorStringInvalidEncoding) return Error{"invalid UTF-8"};
     return Error{"malformed JSON"};
   }
-  if (!j.is_object()) return Error{"a record must be a JSON object"};
+  if (!doc.IsObject()) return Error{"a record must be a JSON object"};
 
   SessionRecord r;
-  Reader in{j, {}};
+  Reader in{doc, {}};
   in.text("server_id", r.server_id, kMaxServerIdBytes, true);
   in.text("host", r.host, kMaxTextBytes);
   in.text("session_id", r.session_id, kMaxTextBytes, true);
@@ -137,26 +177,32 @@ Result<SessionRecord> decode_record(std::string_view line) {
   in.nullable_text("token", r.token);
   in.int64("started_at", r.started_at);
   in.int64("updated_at", r.updated_at);
-  if (const json* v = in.field("ended_at", false); v && !v->is_null()) {
+  if (const Value* v = in.field("ended_at", false); v && !v->IsNull()) {
     int64_t ended = 0;
     in.int64("ended_at", ended);
     r.ended_at = ended;
   }
   in.uint64("bytes_in", r.bytes_in);
   in.uint64("bytes_out", r.bytes_out);
-  if (const json* v = in.field("end_reason", false); v && !v->is_null()) {
-    if (!v->is_string() || !parse_end_reason(v->get_ref<const std::string&>()))
+  if (const Value* v = in.field("end_reason", false); v && !v->IsNull()) {
+    auto reason = v->IsString() ? parse_end_reason(std::string_view(v->GetString(), v->GetStringLength()))
+                                : std::nullopt;
+    if (!reason)
       in.fail("end_reason", "must be null or one of client, server, timeout, error, recovered");
     else
-      r.end_reason = *parse_end_reason(v->get_ref<const std::string&>());
+      r.end_reason = *reason;
   }
-  if (const json* v = in.field("tags", false); v && !v->is_null()) {
-    if (!v->is_object()) {
+  if (const Value* v = in.field("tags", false); v && !v->IsNull()) {
+    if (!v->IsObject()) {
       in.fail("tags", "must be an object of strings");
     } else {
-      for (const auto& [key, value] : v->items()) {
-        if (!value.is_string()) { in.fail("tags", "must be an object of strings"); break; }
-        r.tags.emplace(key, value.get<std::string>());
+      for (auto it = v->MemberBegin(); it != v->MemberEnd(); ++it) {
+        if (!it->value.IsString()) {
+          in.fail("tags", "must be an object of strings");
+          break;
+        }
+        r.tags.emplace(std::string(it->name.GetString(), it->name.GetStringLength()),
+                       std::string(it->value.GetString(), it->value.GetStringLength()));
       }
     }
   }

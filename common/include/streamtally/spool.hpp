@@ -114,11 +114,16 @@ class Spool {
   explicit Spool(SpoolOptions options);
   Status open_file();
   Status prepare();
-  Status handle_error(int rc, const char* what);  // moves a corrupt file aside
+  // Reopens when needed: after corruption was detected (the file is moved aside
+  // first), or when another process moved the file away (the inode changed).
+  Status ensure_open();
+  Error handle_error(int rc, const char* what);  // notes corruption for ensure_open()
+  Status run_batch_statements(const std::string& batch_id, std::span<const char* const> sql, const char* what);
 
   SpoolOptions options_;
   std::string server_id_;
   int64_t writer_id_ = 0;
+  bool corrupt_ = false;
   std::mutex mutex_;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,32 @@
+#include "streamtally/gzip.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace streamtally;
+
+TEST(Gzip, RoundTrip) {
+  std::string text;
+  for (int i = 0; i < 1000; ++i) text += "{\"session_id\":\"" + std::to_string(i) + "\"}\n";
+  const std::string packed = gzip_compress(text);
+  ASSERT_FALSE(packed.empty());
+  EXPECT_LT(packed.size(), text.size() / 4);
+  auto back = gzip_decompress(packed, 1 << 20);
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(*back, text);
+}
+
+TEST(Gzip, RefusesOutputBeyondTheLimit) {
+  const std::string bomb = gzip_compress(std::string(50 << 20, '0'));  // ~50 KB packed
+  auto r = gzip_decompress(bomb, 1 << 20);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("exceeds"), std::string::npos);
+}
+
+TEST(Gzip, DetectsTruncatedAndCorruptInput) {
+  const std::string packed = gzip_compress(std::string(100000, 'x') + "tail");
+  auto truncated = gzip_decompress(packed.substr(0, packed.size() / 2), 1 << 20);
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.error().find("truncated"), std::string::npos);
+  auto garbage = gzip_decompress("this is not gzip at all", 1 << 20);
+  EXPECT_FALSE(garbage.ok());
+}

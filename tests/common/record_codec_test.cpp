@@ -1,0 +1,114 @@
+#include "streamtally/record_codec.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_records.hpp"
+
+using namespace streamtally;
+using streamtally::test::sample_record;
+using json = nlohmann::json;
+
+TEST(RecordCodec, RoundTripsEveryField) {
+  SessionRecord r = sample_record("8d0e2f4e-2b7a-4e0e-9c53-0d7a5cf3b2a1", 3, true);
+  r.type = SessionType::Publish;
+  r.protocol = Protocol::HttpProgressive;
+  r.user_id = "user-42";
+  r.token = "tok\"en\\with\nescapes";
+  r.bytes_in = 18'446'744'073'709'551'615ull;  // uint64 max: no wrap, no double rounding
+  r.bytes_out = 5'000'000'000ull;
+  r.end_reason = EndReason::Recovered;
+  r.tags = {{"event", "final"}, {"team", "b"}};
+  const std::string line = encode_record(r);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  auto back = decode_record(line);
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(*back, r);
+}
+
+TEST(RecordCodec, EncodesTheWireNamesOfSpec) {
+  SessionRecord r = sample_record("s1", 0);
+  const json j = json::parse(encode_record(r));
+  EXPECT_EQ(j["state"], "open");
+  EXPECT_EQ(j["type"], "play");
+  EXPECT_EQ(j["protocol"], "hls");
+  EXPECT_TRUE(j["user_id"].is_null());
+  EXPECT_TRUE(j["token"].is_null());
+  EXPECT_TRUE(j["ended_at"].is_null());
+  EXPECT_TRUE(j["end_reason"].is_null());
+  EXPECT_FALSE(j.contains("tags"));
+  for (const char* field : {"server_id", "host", "session_id", "seq", "stream", "client_ip", "user_agent", "referer",
+                            "started_at", "updated_at", "bytes_in", "bytes_out"})
+    EXPECT_TRUE(j.contains(field)) << field;
+}
+
+TEST(RecordCodec, EveryProtocolNameRoundTrips) {
+  for (const char* name : {"rtmp", "hls", "dash", "http-progressive", "http-flv", "rtsp", "srt", "webrtc", "tcp", "udp",
+                           "other"}) {
+    auto p = parse_protocol(name);
+    ASSERT_TRUE(p) << name;
+    EXPECT_EQ(to_string(*p), name);
+  }
+  EXPECT_FALSE(parse_protocol("HLS"));
+  EXPECT_FALSE(parse_protocol(""));
+}
+
+struct BadLine {
+  std::string mutate_field;
+  json value;
+  std::string expect_in_error;
+};
+
+class RecordCodecRejects : public ::testing::TestWithParam<BadLine> {};
+
+TEST_P(RecordCodecRejects, NamesTheField) {
+  json j = json::parse(encode_record(sample_record("s1", 1)));
+  const BadLine& bad = GetParam();
+  if (bad.value.is_discarded())
+    j.erase(bad.mutate_field);
+  else
+    j[bad.mutate_field] = bad.value;
+  auto r = decode_record(j.dump());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find(bad.expect_in_error), std::string::npos) << r.error();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fields, RecordCodecRejects,
+    ::testing::Values(BadLine{"seq", "7", "seq"}, BadLine{"seq", -1, "seq"}, BadLine{"state", "paused", "state"},
+                      BadLine{"type", "watch", "type"}, BadLine{"protocol", "ftp", "protocol"},
+                      BadLine{"bytes_out", -5, "bytes_out"}, BadLine{"bytes_in", 1.5, "bytes_in"},
+                      BadLine{"user_agent", std::string(2000, 'a'), "user_agent"},
+                      BadLine{"server_id", std::string(65, 'a'), "server_id"},
+                      BadLine{"session_id", json(json::value_t::discarded), "session_id"},
+                      BadLine{"end_reason", "bored", "end_reason"}, BadLine{"tags", json::array({1}), "tags"},
+                      BadLine{"updated_at", 5, "updated_at"}, BadLine{"ended_at", 1'700'000'000'000, "ended_at"}));
+
+TEST(RecordCodec, RejectsMalformedJsonAndInvalidUtf8) {
+  EXPECT_EQ(decode_record("{\"server_id\":").error(), "malformed JSON");
+  EXPECT_EQ(decode_record("[1,2]").error(), "a record must be a JSON object");
+  std::string line = encode_record(sample_record("s1"));
+  line.replace(line.find("live/cam1"), 4, "\xFF\xFE\xFD\xFC");
+  EXPECT_EQ(decode_record(line).error(), "invalid UTF-8");
+}
+
+TEST(RecordCodec, ClosedRecordNeedsEndedAt) {
+  SessionRecord r = sample_record("s1", 2, true);
+  r.ended_at.reset();
+  EXPECT_FALSE(validate_record(r).ok());
+}
+
+TEST(RecordSanitize, TruncatesHugeAndInvalidClientStrings) {
+  SessionRecord r = sample_record("s1");
+  r.user_agent = std::string(1 << 20, 'A') + "\xE2\x82\xAC";
+  r.referer = "http://x/\xFF\xFE";
+  r.stream = std::string(1023, 'x') + "\xE2\x82\xAC";  // the euro sign would cross 1024
+  r.server_id = std::string(100, 's');
+  sanitize(r);
+  EXPECT_EQ(r.user_agent.size(), kMaxTextBytes);
+  EXPECT_EQ(r.referer, "http://x/\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(r.stream, std::string(1023, 'x'));
+  EXPECT_EQ(r.server_id.size(), kMaxServerIdBytes);
+  auto back = decode_record(encode_record(r));
+  ASSERT_TRUE(back.ok()) << back.error();  // what the edge sends, the collector accepts
+}
