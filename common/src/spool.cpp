@@ -284,8 +284,8 @@ Result<AppendResult> Spool::append(std::span<const SessionRecord> records) {
     for (std::size_t i = 0; i < records.size(); ++i) {
       const SessionRecord& r = records[i];
       Statement& ins = impl_->upsert_record;
-      ins.bind(1, r.session_id).bind(2, r.seq).bind(3, r.state == SessionState::Closed ? 1 : 0).bind(4, created);
-      ins.bind(5, writer_id_).bind(6, bodies[i]);
+      ins.bind_static(1, r.session_id).bind(2, r.seq).bind(3, r.state == SessionState::Closed ? 1 : 0);
+      ins.bind(4, created).bind(5, writer_id_).bind_static(6, bodies[i]);
       const int rc = ins.step();
       ins.reset();
       if (rc != SQLITE_DONE) return rc;

@@ -35,6 +35,11 @@ class Statement {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  // No copy: `v` must stay alive until step() (hot paths bind, step, reset in one scope).
+  Statement& bind_static(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
   Statement& bind_null(int i) { sqlite3_bind_null(stmt_, i); return *this; }
   int step() { return sqlite3_step(stmt_); }
   // Resets and clears bindings so the statement can run again.
