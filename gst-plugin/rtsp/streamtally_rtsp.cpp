@@ -5,10 +5,14 @@
 //  - UDP unicast: the media pipeline's multiudpsink elements know each client by
 //    (destination, client port); `get-stats` gives its exact bytes-sent. It must be
 //    asked before TEARDOWN removes the client, hence the `pre-teardown-request` hook.
+//    A client that vanishes without TEARDOWN is removed from multiudpsink before
+//    any signal tells us, so its final count comes from the stream counter below.
 //  - TCP-interleaved (and anything else): every client of a stream is sent every RTP
 //    packet the stream produces while it plays, so a per-stream counter (a pad probe
-//    on the stream's source pad) read at PLAY and at the end gives the client's
-//    share; each packet travels in a 4-byte interleaved frame.
+//    on the stream's source pad) read at PLAY and at PAUSE / the end gives the
+//    client's share; each packet travels in a 4-byte interleaved frame.
+// Counted: RTP packets (for TCP with their frame header). Not counted: RTCP and the
+// RTSP requests/responses, which are signalling, not media.
 // A poller thread refreshes the totals so interim updates carry current bytes.
 #include "streamtally-rtsp.h"
 
@@ -86,8 +90,27 @@ struct Leg {
   int rtp_port = 0;
   int rtcp_port = 0;
   std::shared_ptr<StreamCounter> counter;
-  uint64_t bytes_at_play = 0;
+  uint64_t bytes_at_play = 0;    // counter values when the client last started playing
   uint64_t packets_at_play = 0;
+  uint64_t counted_before = 0;   // bytes of earlier PLAY..PAUSE spans
+  bool playing = true;
+
+  uint64_t counted_now() const {
+    if (!counter || !playing) return counted_before;
+    uint64_t bytes = counter->bytes.load(std::memory_order_relaxed) - bytes_at_play;
+    uint64_t packets = counter->packets.load(std::memory_order_relaxed) - packets_at_play;
+    return counted_before + bytes + packets * kInterleavedFrameBytes;
+  }
+  void pause() {
+    counted_before = counted_now();
+    playing = false;
+  }
+  void resume() {
+    if (playing || !counter) return;
+    bytes_at_play = counter->bytes.load(std::memory_order_relaxed);
+    packets_at_play = counter->packets.load(std::memory_order_relaxed);
+    playing = true;
+  }
 };
 
 // One RTSP session of one client: a StreamTally session.
@@ -95,6 +118,7 @@ struct Viewer {
   streamtally_session_t* session = nullptr;
   std::string rtsp_session_id;
   ElementPtr pipeline;  // the media's pipeline, holding the multiudpsinks
+  mutable std::mutex legs_mutex;  // PAUSE/PLAY (client threads) vs the poller
   std::vector<Leg> legs;
   bool closed = false;
 
@@ -106,6 +130,21 @@ struct Viewer {
   }
 };
 
+// True when multiudpsink's `clients` ("host:port,host:port,...") lists this client.
+bool sink_has_client(GstElement* sink, const std::string& host, int port) {
+  gchar* clients = nullptr;
+  g_object_get(sink, "clients", &clients, nullptr);
+  const std::string wanted = host + ":" + std::to_string(port);
+  bool found = false;
+  if (clients) {
+    gchar** entries = g_strsplit(clients, ",", -1);
+    for (gchar** e = entries; *e && !found; ++e) found = wanted == *e;
+    g_strfreev(entries);
+    g_free(clients);
+  }
+  return found;
+}
+
 uint64_t udp_bytes_sent(GstElement* pipeline, const std::string& host, int port) {
   if (!pipeline || port <= 0) return 0;
   uint64_t total = 0;
@@ -113,6 +152,10 @@ uint64_t udp_bytes_sent(GstElement* pipeline, const std::string& host, int port)
   GValue item = G_VALUE_INIT;
   while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
     auto* sink = GST_ELEMENT(g_value_get_object(&item));
+    if (!sink_has_client(sink, host, port)) {  // asking a sink that lacks it logs a warning
+      g_value_reset(&item);
+      continue;
+    }
     GstStructure* stats = nullptr;
     g_signal_emit_by_name(sink, "get-stats", host.c_str(), port, &stats);
     if (stats) {
@@ -127,17 +170,17 @@ uint64_t udp_bytes_sent(GstElement* pipeline, const std::string& host, int port)
   return total;
 }
 
-// The bytes sent to this viewer so far (see the file comment).
-uint64_t bytes_sent_to(const Viewer& viewer) {
+// The bytes sent to this viewer so far (see the file comment). With
+// `udp_stats_available` false (the client is already gone from multiudpsink), UDP
+// legs are counted like TCP ones, from the stream counter.
+uint64_t bytes_sent_to(const Viewer& viewer, bool udp_stats_available = true) {
+  std::lock_guard lock(viewer.legs_mutex);
   uint64_t total = 0;
   for (const Leg& leg : viewer.legs) {
-    if (leg.udp_unicast) {
+    if (leg.udp_unicast && udp_stats_available) {
       total += udp_bytes_sent(viewer.pipeline.get(), leg.host, leg.rtp_port);
-      total += udp_bytes_sent(viewer.pipeline.get(), leg.host, leg.rtcp_port);
-    } else if (leg.counter) {
-      uint64_t bytes = leg.counter->bytes.load(std::memory_order_relaxed) - leg.bytes_at_play;
-      uint64_t packets = leg.counter->packets.load(std::memory_order_relaxed) - leg.packets_at_play;
-      total += bytes + packets * kInterleavedFrameBytes;
+    } else {
+      total += leg.counted_now();
     }
   }
   return total;
@@ -162,11 +205,11 @@ struct Attachment {
   std::thread poller;
 };
 
-void close_viewer(Viewer& viewer, streamtally_end_reason_t reason) {
+void close_viewer(Viewer& viewer, streamtally_end_reason_t reason, bool udp_stats_available) {
   if (viewer.closed) return;
   viewer.closed = true;
   if (viewer.session) {
-    streamtally_session_set_bytes(viewer.session, 0, bytes_sent_to(viewer));
+    streamtally_session_set_bytes(viewer.session, 0, bytes_sent_to(viewer, udp_stats_available));
     streamtally_session_close(viewer.session, reason);
     GST_INFO("RTSP session %s closed", viewer.rtsp_session_id.c_str());
   }
@@ -188,7 +231,11 @@ void on_play_request(GstRTSPClient* client, GstRTSPContext* ctx, gpointer data) 
     auto it = att->clients.find(client);
     if (it == att->clients.end()) return;
     auto existing = it->second.viewers.find(sid);
-    if (existing != it->second.viewers.end() && !existing->second->closed) return;  // resumed after PAUSE
+    if (existing != it->second.viewers.end() && !existing->second->closed) {  // PLAY after PAUSE
+      std::lock_guard legs_lock(existing->second->legs_mutex);
+      for (Leg& leg : existing->second->legs) leg.resume();
+      return;
+    }
   }
   auto viewer = std::make_shared<Viewer>();
   viewer->rtsp_session_id = sid;
@@ -245,6 +292,20 @@ void on_play_request(GstRTSPClient* client, GstRTSPContext* ctx, gpointer data) 
   if (it != att->clients.end()) it->second.viewers[sid] = std::move(viewer);
 }
 
+// PAUSE: packets produced from now on are not sent to this client.
+void on_pause_request(GstRTSPClient* client, GstRTSPContext* ctx, gpointer data) {
+  auto* att = static_cast<Attachment*>(data);
+  if (!ctx->session) return;
+  std::string sid = gst_rtsp_session_get_sessionid(ctx->session);
+  std::lock_guard lock(att->mutex);
+  auto it = att->clients.find(client);
+  if (it == att->clients.end()) return;
+  auto v = it->second.viewers.find(sid);
+  if (v == it->second.viewers.end()) return;
+  std::lock_guard legs_lock(v->second->legs_mutex);
+  for (Leg& leg : v->second->legs) leg.pause();
+}
+
 // Before TEARDOWN removes the client from multiudpsink: the last exact byte count.
 GstRTSPStatusCode on_pre_teardown(GstRTSPClient* client, GstRTSPContext* ctx, gpointer data) {
   auto* att = static_cast<Attachment*>(data);
@@ -260,11 +321,12 @@ GstRTSPStatusCode on_pre_teardown(GstRTSPClient* client, GstRTSPContext* ctx, gp
     viewer = v->second;
     it->second.viewers.erase(v);
   }
-  close_viewer(*viewer, STREAMTALLY_END_CLIENT);
+  close_viewer(*viewer, STREAMTALLY_END_CLIENT, /*udp_stats_available=*/true);
   return GST_RTSP_STS_OK;  // never refuse the teardown
 }
 
-void forget_client(Attachment* att, GstRTSPClient* client, streamtally_end_reason_t reason) {
+void forget_client(Attachment* att, GstRTSPClient* client, streamtally_end_reason_t reason,
+                   bool udp_stats_available) {
   ClientState state;
   {
     std::lock_guard lock(att->mutex);
@@ -273,13 +335,15 @@ void forget_client(Attachment* att, GstRTSPClient* client, streamtally_end_reaso
     state = std::move(it->second);
     att->clients.erase(it);
   }
-  for (auto& [sid, viewer] : state.viewers) close_viewer(*viewer, reason);
+  for (auto& [sid, viewer] : state.viewers) close_viewer(*viewer, reason, udp_stats_available);
   g_signal_handlers_disconnect_by_data(client, att);
   g_object_unref(client);
 }
 
 void on_client_closed(GstRTSPClient* client, gpointer data) {
-  forget_client(static_cast<Attachment*>(data), client, STREAMTALLY_END_CLIENT);
+  // gst-rtsp-server dropped the client's sessions (and multiudpsink its ports) before
+  // it emits `closed`.
+  forget_client(static_cast<Attachment*>(data), client, STREAMTALLY_END_CLIENT, false);
 }
 
 void on_client_connected(GstRTSPServer*, GstRTSPClient* client, gpointer data) {
@@ -296,6 +360,7 @@ void on_client_connected(GstRTSPServer*, GstRTSPClient* client, gpointer data) {
     state.ip = ip;
   }
   g_signal_connect(client, "play-request", G_CALLBACK(on_play_request), att);
+  g_signal_connect(client, "pause-request", G_CALLBACK(on_pause_request), att);
   g_signal_connect(client, "pre-teardown-request", G_CALLBACK(on_pre_teardown), att);
   g_signal_connect(client, "closed", G_CALLBACK(on_client_closed), att);
 }
@@ -334,7 +399,7 @@ void destroy_attachment(gpointer data) {
     std::lock_guard lock(att->mutex);
     for (auto& [client, state] : att->clients) clients.push_back(client);
   }
-  for (GstRTSPClient* client : clients) forget_client(att, client, STREAMTALLY_END_SERVER);
+  for (GstRTSPClient* client : clients) forget_client(att, client, STREAMTALLY_END_SERVER, true);
   streamtally_ctx_destroy(att->ctx, kDetachFlushMs);
   delete att;
 }
