@@ -1,0 +1,377 @@
+// The uploader thread: decides when to send, claims batches from the spool, hands
+// them to the BatchSender and applies its verdict to the spool (ack / dead letter /
+// release), backing off after failures. See uploader.hpp for the contract.
+#include "streamtally/uploader.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "backoff.hpp"
+#include "batch_sender.hpp"
+#include "http_client.hpp"
+#include "streamtally/clock.hpp"
+#include "streamtally/log.hpp"
+#include "streamtally/spool.hpp"
+
+namespace streamtally {
+
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+using upload::Verdict;
+
+namespace {
+
+// A held batch is only retried under its own lease while the lease still covers a
+// whole request with this much to spare; otherwise it goes back to the spool.
+constexpr auto kLeaseMargin = 2s;
+// The shortest idle wait when nothing is claimable, whatever flush_interval says:
+// nudges wake the thread anyway, this only bounds how often it polls the spool.
+constexpr auto kMinIdleWait = 100ms;
+
+std::string ms_text(std::chrono::milliseconds ms) {
+  if (ms < 10s) return std::to_string(ms.count()) + " ms";
+  return std::to_string(ms.count() / 1000) + " s";
+}
+
+}  // namespace
+
+struct Uploader::Impl {
+  Impl(std::shared_ptr<Spool> spool_in, UploaderOptions options_in)
+      : spool(std::move(spool_in)), options(std::move(options_in)) {
+    options.batch_size = std::max<std::size_t>(options.batch_size, 1);
+    // A lease shorter than one request would let another uploader claim rows that
+    // are still in flight here.
+    const auto min_lease = std::chrono::duration_cast<std::chrono::milliseconds>(
+        options.request_timeout + options.connect_timeout + kLeaseMargin);
+    if (options.lease < min_lease) options.lease = min_lease;
+  }
+
+  void run();
+  void wait_until(SteadyClock::time_point until, bool wake_on_nudge);
+  bool stop_due() const;  // caller holds mutex
+  // Sends claimed batches until none is left worth sending now: Empty (nothing
+  // claimable), Partial (sent a short batch, not flushing), Failed (backoff armed),
+  // Stopped.
+  enum class CycleEnd { Empty, Partial, Failed, Stopped };
+  CycleEnd send_cycle(upload::BatchSender& sender, bool flushing);
+  bool deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch, SteadyClock::time_point claimed_at);
+  // counts_as_retry: a POST failed (not the spool).
+  void arm_backoff(const upload::DeliveryResult& result, const char* what, bool counts_as_retry);
+  void give_back_held_batch();
+
+  const std::shared_ptr<Spool> spool;
+  UploaderOptions options;
+
+  std::mutex mutex;
+  std::condition_variable wake;     // the thread sleeps on it
+  std::condition_variable drained;  // drain() callers sleep on it
+  bool running = false;
+  bool stop_requested = false;
+  bool nudged = false;
+  SteadyClock::time_point stop_deadline{};
+  uint64_t drain_requested = 0;
+  uint64_t drain_completed = 0;
+  std::thread thread;
+
+  std::unique_ptr<upload::HttpClient> client;  // created by start(), used by the thread
+  std::optional<upload::Backoff> backoff;
+  SteadyClock::time_point retry_at{};
+  SteadyClock::time_point next_short_batch_at{};
+  // A batch whose POST failed and that we retry under the same lease (same key).
+  std::optional<ClaimedBatch> held;
+  SteadyClock::time_point held_claimed_at{};
+  bool failing = false;  // for "collector reachable again" logs
+  bool failed_while_stopping = false;  // a stop does not retry what failed during it
+
+  upload::WireCounters wire;
+  std::atomic<uint64_t> batches_acked{0};
+  std::atomic<uint64_t> batches_retried{0};
+  std::atomic<uint64_t> batches_dead_lettered{0};
+};
+
+bool Uploader::Impl::stop_due() const { return stop_requested && SteadyClock::now() >= stop_deadline; }
+
+void Uploader::Impl::wait_until(SteadyClock::time_point until, bool wake_on_nudge) {
+  std::unique_lock lock(mutex);
+  for (;;) {
+    if (stop_due()) return;
+    if (wake_on_nudge && (nudged || stop_requested || drain_requested > drain_completed)) return;
+    // A stop shortens any wait to its deadline; without wake_on_nudge (a backoff)
+    // nothing else does.
+    const auto limit = stop_requested ? std::min(until, stop_deadline) : until;
+    if (SteadyClock::now() >= limit) return;
+    wake.wait_until(lock, limit);
+  }
+}
+
+void Uploader::Impl::arm_backoff(const upload::DeliveryResult& result, const char* what, bool counts_as_retry) {
+  const auto delay = backoff->next_delay(result.retry_after);
+  retry_at = SteadyClock::now() + delay;
+  if (counts_as_retry) batches_retried.fetch_add(1, std::memory_order_relaxed);
+  failing = true;
+  {
+    std::lock_guard lock(mutex);
+    if (stop_requested) failed_while_stopping = true;
+  }
+  const LogLevel level = result.verdict == Verdict::Unauthorized ? LogLevel::Error : LogLevel::Warn;
+  std::string message = std::string("streamtally uploader: ") + what + " failed: " + result.detail;
+  if (result.verdict == Verdict::Unauthorized)
+    message += " — the collector refuses the ingest token; check the collector token setting";
+  message += "; retry #" + std::to_string(backoff->failures()) + " in " + ms_text(delay);
+  if (result.retry_after) message += " (Retry-After " + ms_text(*result.retry_after) + ")";
+  log(level, message);
+}
+
+void Uploader::Impl::give_back_held_batch() {
+  if (!held) return;
+  if (Status s = spool->release(held->batch_id); !s.ok())
+    log(LogLevel::Warn, "streamtally uploader: could not release batch " + held->batch_id + " (its lease will expire): " + s.error());
+  held.reset();
+}
+
+// Applies the sender's verdict to the spool. Returns true when the uploader may go on
+// with the next batch at once.
+bool Uploader::Impl::deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch,
+                                   SteadyClock::time_point claimed_at) {
+  // Never let a request outlive the lease: another uploader could claim the rows.
+  const auto lease_left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      claimed_at + options.lease - kLeaseMargin - SteadyClock::now());
+  const auto timeout = std::max(1ms, std::min(options.request_timeout, lease_left));
+  const upload::DeliveryResult result = sender.deliver(batch.batch_id, batch.lines, timeout);
+  switch (result.verdict) {
+    case Verdict::Delivered: {
+      if (Status s = spool->ack(batch.batch_id); !s.ok()) {
+        // Delivered but still in the spool: it will be sent again, harmlessly (the
+        // collector keeps the highest seq per session). Back off from the spool.
+        log(LogLevel::Error, "streamtally uploader: ack of batch " + batch.batch_id + " failed: " + s.error());
+        upload::DeliveryResult spool_failure{Verdict::RetryLater, 0, std::nullopt, "spool ack: " + s.error()};
+        held.reset();
+        arm_backoff(spool_failure, "acknowledging a batch", false);
+        return false;
+      }
+      batches_acked.fetch_add(1, std::memory_order_relaxed);
+      held.reset();
+      if (failing) log(LogLevel::Info, "streamtally uploader: the collector accepts batches again");
+      failing = false;
+      backoff->reset();
+      return true;
+    }
+    case Verdict::Rejected: {
+      log(LogLevel::Error, "streamtally uploader: the collector rejected batch " + batch.batch_id + " (" +
+                               std::to_string(batch.lines.size()) + " records), moved to the dead letters: " +
+                               result.detail);
+      if (Status s = spool->dead_letter(batch.batch_id, result.detail, static_cast<int>(result.status)); !s.ok())
+        log(LogLevel::Error, "streamtally uploader: dead-lettering batch " + batch.batch_id + " failed: " + s.error());
+      else
+        batches_dead_lettered.fetch_add(1, std::memory_order_relaxed);
+      held.reset();
+      return true;  // the rest goes on
+    }
+    case Verdict::Aborted:
+      // stop() cut the request: the batch goes back for the next start.
+      held = std::move(batch);
+      give_back_held_batch();
+      return false;
+    case Verdict::Unauthorized:
+    case Verdict::RetryLater:
+      arm_backoff(result, ("POST " + sender.batches_url()).c_str(), true);
+      held = std::move(batch);
+      held_claimed_at = claimed_at;
+      return false;
+  }
+  return false;
+}
+
+Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender, bool flushing) {
+  for (;;) {
+    {
+      std::lock_guard lock(mutex);
+      if (stop_due()) return CycleEnd::Stopped;
+    }
+    ClaimedBatch batch;
+    SteadyClock::time_point claimed_at;
+    if (held) {
+      // Retry under the same lease (same Idempotency-Key) while it is long enough.
+      if (SteadyClock::now() + options.request_timeout + options.connect_timeout + kLeaseMargin <
+          held_claimed_at + options.lease) {
+        batch = std::move(*held);
+        claimed_at = held_claimed_at;
+        held.reset();
+      } else {
+        give_back_held_batch();
+        continue;
+      }
+    } else {
+      claimed_at = SteadyClock::now();
+      auto claimed = spool->claim(options.batch_size, options.lease);
+      if (!claimed.ok()) {
+        upload::DeliveryResult spool_failure{Verdict::RetryLater, 0, std::nullopt, "spool claim: " + claimed.error()};
+        arm_backoff(spool_failure, "claiming a batch", false);
+        return CycleEnd::Failed;
+      }
+      if (!claimed->has_value()) return CycleEnd::Empty;
+      batch = std::move(**claimed);
+    }
+    const bool full = batch.lines.size() >= options.batch_size;
+    if (!deliver_batch(sender, batch, claimed_at)) {
+      std::lock_guard lock(mutex);
+      return stop_requested && !held ? CycleEnd::Stopped : CycleEnd::Failed;
+    }
+    if (!full && !flushing) return CycleEnd::Partial;
+  }
+}
+
+void Uploader::Impl::run() {
+  upload::BatchSender sender(*client, options.collector_url, options.token, wire);
+  for (;;) {
+    // 1. An armed backoff is honoured by everything: nudges, drains and stops. A stop
+    //    ends without another try when its deadline falls inside the backoff or when
+    //    a try already failed during the stop (the collector is not taking data now).
+    if (SteadyClock::now() < retry_at) {
+      {
+        std::lock_guard lock(mutex);
+        if (stop_requested && (failed_while_stopping || stop_deadline < retry_at)) break;
+      }
+      wait_until(retry_at, /*wake_on_nudge=*/false);
+      std::lock_guard lock(mutex);
+      if (stop_requested && (stop_due() || failed_while_stopping || stop_deadline < retry_at)) break;
+      if (SteadyClock::now() < retry_at) continue;
+    }
+
+    uint64_t drain_generation;
+    bool flushing;
+    {
+      std::lock_guard lock(mutex);
+      if (stop_due()) break;
+      nudged = false;
+      drain_generation = drain_requested;
+      flushing = stop_requested || drain_requested > drain_completed;
+    }
+
+    // 2. Send now? A full batch, records older than flush_interval, or a flush.
+    std::optional<SteadyClock::time_point> sleep_until;
+    if (!held && !flushing) {
+      auto stats = spool->stats();
+      if (!stats.ok()) {
+        upload::DeliveryResult spool_failure{Verdict::RetryLater, 0, std::nullopt, "spool stats: " + stats.error()};
+        arm_backoff(spool_failure, "reading the spool", false);
+        continue;
+      }
+      // `claimed` also counts rows whose lease expired (their uploader died): those
+      // are claimable again, so age decides, not the unclaimed count alone.
+      const uint64_t unclaimed = stats->pending - std::min(stats->pending, stats->claimed);
+      const auto idle = std::max<std::chrono::milliseconds>(options.flush_interval, kMinIdleWait);
+      if (stats->pending == 0 || !stats->oldest_pending_ms) {
+        sleep_until = SteadyClock::now() + idle;
+      } else if (unclaimed < options.batch_size) {
+        // A short batch once its oldest record waited flush_interval, and at most one
+        // short batch per flush_interval (records trickling in are batched, even
+        // when the oldest pending one is held by another uploader).
+        const int64_t due_in_ms = *stats->oldest_pending_ms + options.flush_interval.count() - now_ms();
+        const auto due = std::max(SteadyClock::now() + std::chrono::milliseconds(due_in_ms), next_short_batch_at);
+        if (due > SteadyClock::now()) sleep_until = due;
+      }
+    }
+
+    if (!sleep_until) {
+      const CycleEnd end = send_cycle(sender, flushing);
+      if (end == CycleEnd::Stopped) break;
+      if (end == CycleEnd::Empty) {
+        std::lock_guard lock(mutex);
+        drain_completed = std::max(drain_completed, drain_generation);
+        drained.notify_all();
+        if (stop_requested) break;
+        // Nothing claimable (others may hold leases): look again after a flush
+        // interval or when woken.
+        sleep_until = SteadyClock::now() + std::max<std::chrono::milliseconds>(options.flush_interval, kMinIdleWait);
+      } else {
+        if (end == CycleEnd::Partial) next_short_batch_at = SteadyClock::now() + options.flush_interval;
+        continue;  // Failed: the backoff wait comes first.
+      }
+    }
+    wait_until(*sleep_until, /*wake_on_nudge=*/true);
+  }
+  give_back_held_batch();
+  std::lock_guard lock(mutex);
+  drained.notify_all();
+}
+
+Uploader::Uploader(std::shared_ptr<Spool> spool, UploaderOptions options)
+    : impl_(std::make_unique<Impl>(std::move(spool), std::move(options))) {}
+
+Uploader::~Uploader() { stop(0ms); }
+
+void Uploader::start() {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->running) return;
+  upload::HttpClientOptions http;
+  http.ca_file = impl_->options.ca_file;
+  http.connect_timeout = impl_->options.connect_timeout;
+  http.request_timeout = impl_->options.request_timeout;
+  impl_->client = std::make_unique<upload::HttpClient>(http);
+  impl_->backoff.emplace(impl_->options.backoff_base, impl_->options.backoff_cap, std::random_device{}());
+  impl_->retry_at = {};
+  impl_->stop_requested = false;
+  impl_->failed_while_stopping = false;
+  impl_->running = true;
+  impl_->thread = std::thread([impl = impl_.get()] {
+    try {
+      impl->run();
+    } catch (const std::exception& e) {  // never let an exception end the host process
+      log(LogLevel::Error, std::string("streamtally uploader: stopped by an internal error: ") + e.what());
+    } catch (...) {
+      log(LogLevel::Error, "streamtally uploader: stopped by an unknown internal error");
+    }
+  });
+}
+
+void Uploader::stop(std::chrono::milliseconds flush_timeout) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (!impl_->running) return;
+    impl_->stop_requested = true;
+    impl_->stop_deadline = SteadyClock::now() + std::max(flush_timeout, 0ms);
+    impl_->client->abort_at(impl_->stop_deadline);
+    impl_->wake.notify_all();
+  }
+  if (impl_->thread.joinable()) impl_->thread.join();
+  std::lock_guard lock(impl_->mutex);
+  impl_->running = false;
+  impl_->stop_requested = false;
+  impl_->client.reset();
+  impl_->drained.notify_all();
+}
+
+void Uploader::nudge() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->nudged = true;
+  impl_->wake.notify_all();
+}
+
+bool Uploader::drain(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->mutex);
+  if (!impl_->running) return false;
+  const uint64_t generation = ++impl_->drain_requested;
+  impl_->wake.notify_all();
+  return impl_->drained.wait_for(lock, timeout, [&] {
+    return impl_->drain_completed >= generation || !impl_->running || impl_->stop_requested;
+  }) && impl_->drain_completed >= generation;
+}
+
+UploaderCounters Uploader::counters() const {
+  UploaderCounters c;
+  c.batches_sent = impl_->wire.posts.load(std::memory_order_relaxed);
+  c.batches_acked = impl_->batches_acked.load(std::memory_order_relaxed);
+  c.batches_retried = impl_->batches_retried.load(std::memory_order_relaxed);
+  c.batches_dead_lettered = impl_->batches_dead_lettered.load(std::memory_order_relaxed);
+  c.records_uploaded = impl_->wire.records_delivered.load(std::memory_order_relaxed);
+  c.bytes_uploaded = impl_->wire.body_bytes.load(std::memory_order_relaxed);
+  return c;
+}
+
+}  // namespace streamtally
