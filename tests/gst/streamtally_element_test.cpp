@@ -52,7 +52,9 @@ class StreamtallyHarness : public ::testing::Test {
   // After a state cycle the element's pads lost their sticky events: a new stream.
   void restart_stream(const char* id) {
     gst_harness_push_event(harness_, gst_event_new_stream_start(id));
-    gst_harness_push_event(harness_, gst_event_new_caps(gst_caps_from_string("application/x-streamtally-test")));
+    GstCaps* caps = gst_caps_from_string("application/x-streamtally-test");
+    gst_harness_push_event(harness_, gst_event_new_caps(caps));
+    gst_caps_unref(caps);
     GstSegment segment;
     gst_segment_init(&segment, GST_FORMAT_TIME);
     gst_harness_push_event(harness_, gst_event_new_segment(&segment));
