@@ -14,7 +14,7 @@
   };
   // Preferred columns per Sessions tab (Retroview's); any other field the API returns follows.
   const COLUMNS = {
-    all: ["stream", "type", "protocol", "host", "country", "client_ip", "device_type", "user_id", "bytes_out", "started_at", "viewtime"],
+    all: ["stream", "type", "protocol", "host", "country", "client_ip", "device_type", "browser", "user_id", "bytes_out", "started_at", "viewtime"],
     stream: ["stream", "bytes_out", "bytes_in", "views", "sessions", "viewtime"],
     server: ["host", "server_id", "bytes_out", "bytes_in", "views", "sessions", "viewtime"],
     user: ["user_id", "views", "sessions", "country", "client_ip", "bytes_out", "viewtime", "user_agent", "referer", "last_started_at"],
@@ -128,7 +128,8 @@
     if (field === "day") return el("td", { class: "num", "data-value": value }, formatTime(value).slice(0, 10));
     if (field === "views" || field === "sessions") return el("td", { class: "num", "data-value": value }, formatCount(value));
     if (field === "country") return el("td", { title: value }, countryLabel(value));
-    return el("td", {}, typeof value === "object" ? JSON.stringify(value) : value);
+    const long = field === "stream" || field === "user_agent" || field === "referer" || field === "host";
+    return el("td", { class: long ? "text" : null }, typeof value === "object" ? JSON.stringify(value) : value);
   }
 
   // ---------- API access with the read token ----------
@@ -403,10 +404,13 @@
     const rows = (data && data.rows) || [];
     const total = Number(data && data.total) || 0;
 
+    // Retroview's columns for the tab, those the API returned; a field of an unexpected group
+    // shape still shows (after them) rather than silently vanish.
     const present = new Set();
     for (const row of rows) for (const k of Object.keys(row)) if (!HIDDEN.has(k)) present.add(k);
+    const known = new Set(Object.keys(LABELS));
     const preferred = COLUMNS[state.group].filter((c) => present.has(c) || rows.length === 0);
-    const extra = [...present].filter((c) => !preferred.includes(c));
+    const extra = [...present].filter((c) => !preferred.includes(c) && !known.has(c));
     const columns = [...preferred, ...extra];
 
     const order = state.order || "";
@@ -426,7 +430,11 @@
     const body = $("#sessions-table tbody");
     body.replaceChildren();
     if (rows.length === 0) body.append(el("tr", {}, el("td", { class: "empty", colspan: Math.max(columns.length, 1) }, "No sessions match")));
-    for (const row of rows) body.append(el("tr", {}, ...columns.map((c) => valueCell(c, row[c]))));
+    for (const row of rows) {
+      // What the columns leave out (player, referer) is one hover away.
+      const details = ["browser", "os", "user_agent", "referer"].filter((k) => row[k] && !columns.includes(k)).map((k) => `${LABELS[k]}: ${row[k]}`);
+      body.append(el("tr", { title: details.length ? details.join("\n") : null }, ...columns.map((c) => valueCell(c, row[c]))));
+    }
 
     const first = total === 0 ? 0 : state.offset + 1;
     $("#page-info").textContent = `${formatCount(first)}–${formatCount(state.offset + rows.length)} of ${formatCount(total)}`;
