@@ -20,6 +20,9 @@
     user: ["user_id", "views", "sessions", "country", "client_ip", "bytes_out", "viewtime", "user_agent", "referer", "last_started_at"],
     unique: ["day", "stream", "protocol", "country", "client_ip", "bytes_out", "started_at", "viewtime", "sessions", "user_agent", "referer", "user_id"],
   };
+  const DEVICE_LABELS = {
+    desktop: "Desktop", mobile: "Mobile", tablet: "Tablet", tv: "TV", console: "Console", bot: "Bot", unknown: "Unknown",
+  };
   const HIDDEN = new Set(["tags", "token", "session_id", "seq", "updated_at"]);
   const LABELS = {
     stream: "Stream", type: "Type", protocol: "Protocol", host: "Host", country: "Country", client_ip: "IP",
@@ -365,7 +368,7 @@
     };
     await Promise.all([
       load("country", $("#by-country"), countryLabel),
-      load("device_type", $("#by-device"), (k) => (k === "unknown" ? "Unknown" : k.charAt(0).toUpperCase() + k.slice(1))),
+      load("device_type", $("#by-device"), (k) => DEVICE_LABELS[k] || k),
     ]);
   }
 
