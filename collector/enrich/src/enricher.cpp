@@ -8,8 +8,9 @@ namespace streamtally::collector {
 
 namespace {
 constexpr const char* kDebianUapRegexes = "/usr/share/uap-core/regexes.yaml";
-// ~200 bytes per entry: 64k distinct user-agents cost ~15 MB at most.
-constexpr std::size_t kUserAgentCacheEntries = 65536;
+// A typical entry (key, three short strings, list and hash nodes) is ~300 bytes: ~10 MB for
+// 32k distinct user-agents; ~36 MB if every key were 1 KiB.
+constexpr std::size_t kUserAgentCacheEntries = 32768;
 // SPEC caps user_agent at 1024 bytes; the enricher cuts there too, so a hostile 10 MB string
 // costs what a 1 KiB one does (uap-core's ~1,400 regexes scan the whole subject).
 constexpr std::size_t kMaxUserAgentBytes = 1024;
