@@ -225,7 +225,7 @@ ngx_http_streamtally_create_main_conf(ngx_conf_t *cf)
     mcf->common.interim = NGX_CONF_UNSET_MSEC;
     mcf->common.batch_size = NGX_CONF_UNSET_UINT;
     mcf->common.flush = NGX_CONF_UNSET_MSEC;
-    mcf->common.spool_max_size = NGX_CONF_UNSET_SIZE;
+    mcf->common.spool_max_size = NGX_CONF_UNSET;
     mcf->zone_size = NGX_CONF_UNSET_SIZE;
 
     return mcf;

@@ -24,7 +24,7 @@ ngx_streamtally_create_main_conf(ngx_conf_t *cf)
     mcf->interim = NGX_CONF_UNSET_MSEC;
     mcf->batch_size = NGX_CONF_UNSET_UINT;
     mcf->flush = NGX_CONF_UNSET_MSEC;
-    mcf->spool_max_size = NGX_CONF_UNSET_SIZE;
+    mcf->spool_max_size = NGX_CONF_UNSET;
 
     return mcf;
 }
@@ -36,7 +36,9 @@ ngx_streamtally_init_main_conf(ngx_streamtally_main_conf_t *mcf)
     ngx_conf_init_msec_value(mcf->interim, 60000);
     ngx_conf_init_uint_value(mcf->batch_size, 500);
     ngx_conf_init_msec_value(mcf->flush, 5000);
-    ngx_conf_init_size_value(mcf->spool_max_size, 1024 * 1024 * 1024);
+    if (mcf->spool_max_size == NGX_CONF_UNSET) {
+        mcf->spool_max_size = 1024 * 1024 * 1024;
+    }
 }
 
 
@@ -165,6 +167,20 @@ ngx_streamtally_conf_set_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return rv;
     }
 
+    return ngx_streamtally_invalid(cf, cmd, "a size such as 64k or 1m");
+}
+
+
+char *
+ngx_streamtally_conf_set_off(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *rv;
+
+    rv = ngx_conf_set_off_slot(cf, cmd, conf);
+    if (rv == NGX_CONF_OK || ngx_strcmp(rv, "is duplicate") == 0) {
+        return rv;
+    }
+
     return ngx_streamtally_invalid(cf, cmd, "a size such as 64m or 1g");
 }
 
@@ -259,7 +275,7 @@ ngx_streamtally_ctx_create(ngx_cycle_t *cycle,
     config.interim_ms = mcf->interim;
     config.batch_size = (uint32_t) mcf->batch_size;
     config.flush_ms = mcf->flush;
-    config.spool_max_bytes = mcf->spool_max_size;
+    config.spool_max_bytes = (uint64_t) mcf->spool_max_size;
     config.log = ngx_streamtally_log;
     config.log_user = NULL;
 

@@ -27,7 +27,7 @@ typedef struct {
     ngx_msec_t           interim;
     ngx_uint_t           batch_size;
     ngx_msec_t           flush;
-    size_t               spool_max_size;
+    off_t                spool_max_size;   /* off_t: nginx parses "1g" only for offsets */
 
     /* set while merging when some location/application says "streamtally on" */
     ngx_flag_t           used;
@@ -66,7 +66,7 @@ typedef struct {
       type|NGX_CONF_TAKE1, ngx_streamtally_conf_set_msec, offset,             \
       offsetof(ngx_streamtally_main_conf_t, flush), NULL },                   \
     { ngx_string("streamtally_spool_max_size"),                               \
-      type|NGX_CONF_TAKE1, ngx_streamtally_conf_set_size, offset,             \
+      type|NGX_CONF_TAKE1, ngx_streamtally_conf_set_off, offset,              \
       offsetof(ngx_streamtally_main_conf_t, spool_max_size), NULL }
 
 
@@ -87,6 +87,8 @@ char *ngx_streamtally_conf_set_server_id(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_streamtally_conf_set_msec(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_streamtally_conf_set_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_streamtally_conf_set_off(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_streamtally_conf_set_count(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -1,0 +1,158 @@
+// HTTP playout sessions end to end, with the HTTP module alone (no nginx-rtmp):
+// HLS files served by two workers (reuseport spreads a viewer's connections over
+// both), curl viewers with their own User-Agent, Referer and token. Ground truth:
+// curl's own byte counts and nginx's access log ($bytes_sent, $request_length).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <map>
+#include <set>
+
+#include "nginx_fixture.hpp"
+
+using namespace streamtally;
+using namespace streamtally::nginx_test;
+
+namespace {
+
+// A playlist and five segments of distinct sizes.
+void write_hls_files(const std::string& dir) {
+  std::ofstream(dir + "/cam.m3u8") << "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n"
+                                      "#EXTINF:1.0,\ncam-0.ts\n#EXTINF:1.0,\ncam-1.ts\n";
+  for (int i = 0; i < 5; i++)
+    std::ofstream(dir + "/cam-" + std::to_string(i) + ".ts") << std::string(20000 + 3217 * i, static_cast<char>('a' + i));
+}
+
+struct Viewer {
+  std::string user_agent, referer, token, user;
+  uint64_t bytes_out = 0, bytes_in = 0;  // curl's count
+  int requests = 0;
+};
+
+void watch(Nginx& nginx, Viewer& v, int rounds) {
+  for (int round = 0; round < rounds; round++) {
+    for (std::string path : {"cam.m3u8", "cam-0.ts", "cam-1.ts", "cam-2.ts", "cam-3.ts", "cam-4.ts"}) {
+      auto r = curl_get(nginx.http_url("/hls/" + path + "?token=" + v.token + "&user=" + v.user), v.user_agent,
+                        v.referer);
+      ASSERT_EQ(r.exit_code, 0);
+      ASSERT_EQ(r.status, 200);
+      v.bytes_out += r.size_header + r.size_download;
+      v.bytes_in += r.size_request;
+      v.requests++;
+    }
+  }
+}
+
+}  // namespace
+
+TEST(NginxHttp, EachViewerIsOneSessionAcrossTwoWorkersWithExactBytes) {
+  NginxOptions o;
+  o.rtmp = false;
+  o.workers = 2;
+  o.session_timeout = "2s";
+  o.http_location = "streamtally_user_id $arg_user; streamtally_tag cdn \"edge-$server_port\";";
+  Nginx nginx(o);
+  write_hls_files(nginx.hls_dir());
+  nginx.start();
+
+  std::vector<Viewer> viewers = {
+      {"AppleCoreMedia/1.0.0.20G75 (iPhone; U; CPU OS 16_6 like Mac OS X)", "https://a.example/page", "tok-a", "alice"},
+      {"Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", "https://b.example/", "tok-b", "bob"},
+      {"ExoPlayerLib/2.19.1", "", "tok-c", "carol"},
+      // same User-Agent as the first, another token: another session
+      {"AppleCoreMedia/1.0.0.20G75 (iPhone; U; CPU OS 16_6 like Mac OS X)", "https://a.example/page", "tok-d", "dave"},
+  };
+  for (auto& v : viewers) watch(nginx, v, 3);
+
+  // Not accounted: a location without "streamtally on", and a 404 starts no session.
+  ASSERT_EQ(curl_get(nginx.http_url("/plain/cam.m3u8?token=tok-plain"), "plain", "").status, 200);
+  ASSERT_EQ(curl_get(nginx.http_url("/hls/missing.m3u8?token=tok-404"), "lost", "").status, 404);
+
+  auto closed = wait_for_closed(nginx.spool_path(), viewers.size(), 20s);
+  ASSERT_EQ(closed.size(), viewers.size()) << describe(spool_sessions(nginx.spool_path())) << [&] {
+    std::string s;
+    std::istringstream in(nginx.error_log());
+    for (std::string line; std::getline(in, line);)
+      if (line.find("streamtally") != std::string::npos) s += line + "\n";
+    return s;
+  }();
+  EXPECT_EQ(spool_sessions(nginx.spool_path()).size(), viewers.size());
+
+  // The viewers' requests really were served by both workers.
+  std::map<std::string, std::set<pid_t>> workers_of;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> log_bytes;  // token -> (sent, request_length)
+  for (const auto& l : nginx.http_access_log()) {
+    if (l.uri.rfind("/hls/", 0) != 0 || l.status != 200) continue;
+    workers_of[l.token].insert(l.worker);
+    log_bytes[l.token].first += l.bytes_sent;
+    log_bytes[l.token].second += l.request_length;
+  }
+  bool some_viewer_on_two_workers = false;
+  for (auto& [token, pids] : workers_of) some_viewer_on_two_workers |= pids.size() >= 2;
+  EXPECT_TRUE(some_viewer_on_two_workers);
+
+  for (const auto& v : viewers) {
+    SCOPED_TRACE(v.token);
+    const SessionRecord* rec = nullptr;
+    for (const auto& r : closed)
+      if (r.token == v.token) rec = &r;
+    ASSERT_NE(rec, nullptr);
+    EXPECT_EQ(rec->bytes_out, v.bytes_out);  // curl: headers + bodies received
+    EXPECT_EQ(rec->bytes_in, v.bytes_in);    // curl: request bytes sent
+    EXPECT_EQ(rec->bytes_out, log_bytes[v.token].first);
+    EXPECT_EQ(rec->bytes_in, log_bytes[v.token].second);
+    EXPECT_EQ(rec->type, SessionType::Play);
+    EXPECT_EQ(rec->protocol, Protocol::Hls);
+    EXPECT_EQ(rec->stream, "hls/cam");
+    EXPECT_EQ(rec->client_ip, "127.0.0.1");
+    EXPECT_EQ(rec->user_agent, v.user_agent);
+    EXPECT_EQ(rec->referer, v.referer);
+    EXPECT_EQ(rec->user_id, v.user);
+    EXPECT_EQ(rec->end_reason, EndReason::Timeout);
+    EXPECT_EQ(rec->tags, (std::map<std::string, std::string>{{"cdn", "edge-" + std::to_string(nginx.http_port())}}));
+  }
+  EXPECT_TRUE(nginx.quit().has_value());
+}
+
+TEST(NginxHttp, AFullZoneEvictsTheLeastRecentSessionsAndClosesThemWithExactTotals) {
+  NginxOptions o;
+  o.rtmp = false;
+  o.workers = 2;
+  o.session_timeout = "2s";
+  o.http_main = "streamtally_zone 32k;";  // room for a few dozen sessions only
+  Nginx nginx(o);
+  write_hls_files(nginx.hls_dir());
+  nginx.start();
+
+  // 150 one-request viewers, and one viewer who keeps watching all along.
+  std::map<std::string, uint64_t> truth_out;
+  const std::string hot = "hot-viewer";
+  for (int i = 0; i < 150; i++) {
+    const std::string ua = "viewer-" + std::to_string(i);
+    auto r = test::http_get(nginx.http_url("/hls/cam-" + std::to_string(i % 5) + ".ts"), {{"User-Agent", ua}});
+    ASSERT_EQ(r.status, 200);
+    if (i % 10 == 0) {
+      auto h = test::http_get(nginx.http_url("/hls/cam.m3u8"), {{"User-Agent", hot}});
+      ASSERT_EQ(h.status, 200);
+    }
+  }
+  for (const auto& l : nginx.http_access_log()) truth_out[l.user_agent] += l.bytes_sent;
+  ASSERT_EQ(truth_out.size(), 151u);
+
+  auto closed = wait_for_closed(nginx.spool_path(), 151, 30s);
+  ASSERT_EQ(closed.size(), 151u) << nginx.error_log();
+  std::map<std::string, int> sessions_of;
+  int evicted = 0;
+  for (const auto& r : closed) {
+    sessions_of[r.user_agent]++;
+    EXPECT_EQ(r.bytes_out, truth_out[r.user_agent]) << r.user_agent;
+    if (r.end_reason == EndReason::Server) evicted++;
+  }
+  EXPECT_EQ(sessions_of.size(), 151u);
+  EXPECT_EQ(sessions_of[hot], 1) << "the most recently seen session must not be evicted";
+  EXPECT_GT(evicted, 0) << "the zone was expected to fill up";
+  EXPECT_EQ(nginx.error_log().find("session table full"), std::string::npos);
+  EXPECT_TRUE(nginx.quit().has_value());
+}
