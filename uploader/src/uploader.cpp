@@ -52,13 +52,17 @@ struct Uploader::Impl {
   }
 
   void run();
-  void wait_until(SteadyClock::time_point until, bool wake_on_nudge);
+  // Sleeps until `until`; a stop always ends the sleep at its deadline, a drain
+  // request or a nudge only when asked to.
+  enum Wake : unsigned { OnStopOnly = 0, OnDrain = 1, OnNudge = 2 };
+  void wait_until(SteadyClock::time_point until, unsigned wake_on);
   bool stop_due() const;  // caller holds mutex
   // Sends claimed batches until none is left worth sending now: Empty (nothing
-  // claimable), Partial (sent a short batch, not flushing), Failed (backoff armed),
+  // claimable), NotDue (a short batch whose oldest record has not waited
+  // flush_interval yet: released, due at not_due_until), Failed (backoff armed),
   // Stopped.
-  enum class CycleEnd { Empty, Partial, Failed, Stopped };
-  CycleEnd send_cycle(upload::BatchSender& sender, bool flushing);
+  enum class CycleEnd { Empty, NotDue, Failed, Stopped };
+  CycleEnd send_cycle(upload::BatchSender& sender, bool flushing, SteadyClock::time_point& not_due_until);
   bool deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch, SteadyClock::time_point claimed_at);
   // counts_as_retry: a POST failed (not the spool).
   void arm_backoff(const upload::DeliveryResult& result, const char* what, bool counts_as_retry);
@@ -81,7 +85,6 @@ struct Uploader::Impl {
   std::unique_ptr<upload::HttpClient> client;  // created by start(), used by the thread
   std::optional<upload::Backoff> backoff;
   SteadyClock::time_point retry_at{};
-  SteadyClock::time_point next_short_batch_at{};
   // A batch whose POST failed and that we retry under the same lease (same key).
   std::optional<ClaimedBatch> held;
   SteadyClock::time_point held_claimed_at{};
@@ -96,13 +99,12 @@ struct Uploader::Impl {
 
 bool Uploader::Impl::stop_due() const { return stop_requested && SteadyClock::now() >= stop_deadline; }
 
-void Uploader::Impl::wait_until(SteadyClock::time_point until, bool wake_on_nudge) {
+void Uploader::Impl::wait_until(SteadyClock::time_point until, unsigned wake_on) {
   std::unique_lock lock(mutex);
   for (;;) {
     if (stop_due()) return;
-    if (wake_on_nudge && (nudged || stop_requested || drain_requested > drain_completed)) return;
-    // A stop shortens any wait to its deadline; without wake_on_nudge (a backoff)
-    // nothing else does.
+    if ((wake_on & OnNudge) && (nudged || stop_requested)) return;
+    if ((wake_on & OnDrain) && (drain_requested > drain_completed || stop_requested)) return;
     const auto limit = stop_requested ? std::min(until, stop_deadline) : until;
     if (SteadyClock::now() >= limit) return;
     wake.wait_until(lock, limit);
@@ -187,7 +189,8 @@ bool Uploader::Impl::deliver_batch(upload::BatchSender& sender, ClaimedBatch& ba
   return false;
 }
 
-Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender, bool flushing) {
+Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender, bool flushing,
+                                                     SteadyClock::time_point& not_due_until) {
   for (;;) {
     {
       std::lock_guard lock(mutex);
@@ -207,6 +210,8 @@ Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender,
         continue;
       }
     } else {
+      // Claiming is also how we look at the spool: it costs one small transaction,
+      // where counting the pending rows would scan them all.
       claimed_at = SteadyClock::now();
       auto claimed = spool->claim(options.batch_size, options.lease);
       if (!claimed.ok()) {
@@ -216,18 +221,32 @@ Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender,
       }
       if (!claimed->has_value()) return CycleEnd::Empty;
       batch = std::move(**claimed);
+      if (!flushing && batch.lines.size() < options.batch_size) {
+        const int64_t due_in_ms = batch.oldest_created_ms + options.flush_interval.count() - now_ms();
+        if (due_in_ms > 0) {
+          // Not worth a request yet: give the short batch back and wait for more.
+          held = std::move(batch);
+          give_back_held_batch();
+          not_due_until = SteadyClock::now() + std::chrono::milliseconds(due_in_ms);
+          return CycleEnd::NotDue;
+        }
+      }
     }
-    const bool full = batch.lines.size() >= options.batch_size;
     if (!deliver_batch(sender, batch, claimed_at)) {
       std::lock_guard lock(mutex);
       return stop_requested && !held ? CycleEnd::Stopped : CycleEnd::Failed;
     }
-    if (!full && !flushing) return CycleEnd::Partial;
   }
 }
 
 void Uploader::Impl::run() {
   upload::BatchSender sender(*client, options.collector_url, options.token, wire);
+  // How often nudges may make us look at the spool: a host nudges after every
+  // append, and between looks the records only accumulate into fuller batches.
+  const auto min_look_interval =
+      std::max<std::chrono::milliseconds>(kMinIdleWait, options.flush_interval / 10);
+  const auto idle_wait = std::max<std::chrono::milliseconds>(options.flush_interval, kMinIdleWait);
+  SteadyClock::time_point last_look{};
   for (;;) {
     // 1. An armed backoff is honoured by everything: nudges, drains and stops. A stop
     //    ends without another try when its deadline falls inside the backoff or when
@@ -237,7 +256,7 @@ void Uploader::Impl::run() {
         std::lock_guard lock(mutex);
         if (stop_requested && (failed_while_stopping || stop_deadline < retry_at)) break;
       }
-      wait_until(retry_at, /*wake_on_nudge=*/false);
+      wait_until(retry_at, OnStopOnly);
       std::lock_guard lock(mutex);
       if (stop_requested && (stop_due() || failed_while_stopping || stop_deadline < retry_at)) break;
       if (SteadyClock::now() < retry_at) continue;
@@ -253,48 +272,28 @@ void Uploader::Impl::run() {
       flushing = stop_requested || drain_requested > drain_completed;
     }
 
-    // 2. Send now? A full batch, records older than flush_interval, or a flush.
-    std::optional<SteadyClock::time_point> sleep_until;
-    if (!held && !flushing) {
-      auto stats = spool->stats();
-      if (!stats.ok()) {
-        upload::DeliveryResult spool_failure{Verdict::RetryLater, 0, std::nullopt, "spool stats: " + stats.error()};
-        arm_backoff(spool_failure, "reading the spool", false);
-        continue;
-      }
-      // `claimed` also counts rows whose lease expired (their uploader died): those
-      // are claimable again, so age decides, not the unclaimed count alone.
-      const uint64_t unclaimed = stats->pending - std::min(stats->pending, stats->claimed);
-      const auto idle = std::max<std::chrono::milliseconds>(options.flush_interval, kMinIdleWait);
-      if (stats->pending == 0 || !stats->oldest_pending_ms) {
-        sleep_until = SteadyClock::now() + idle;
-      } else if (unclaimed < options.batch_size) {
-        // A short batch once its oldest record waited flush_interval, and at most one
-        // short batch per flush_interval (records trickling in are batched, even
-        // when the oldest pending one is held by another uploader).
-        const int64_t due_in_ms = *stats->oldest_pending_ms + options.flush_interval.count() - now_ms();
-        const auto due = std::max(SteadyClock::now() + std::chrono::milliseconds(due_in_ms), next_short_batch_at);
-        if (due > SteadyClock::now()) sleep_until = due;
-      }
+    // 2. Send what is worth sending: full batches, short batches whose oldest record
+    //    waited flush_interval, everything when flushing (drain, stop).
+    SteadyClock::time_point sleep_until;
+    last_look = SteadyClock::now();
+    const CycleEnd end = send_cycle(sender, flushing, sleep_until);
+    if (end == CycleEnd::Stopped) break;
+    if (end == CycleEnd::Failed) continue;  // the backoff wait comes first
+    if (end == CycleEnd::Empty) {
+      std::lock_guard lock(mutex);
+      drain_completed = std::max(drain_completed, drain_generation);
+      drained.notify_all();
+      if (stop_requested) break;
+      // Nothing claimable now (others may hold leases; other processes may append
+      // without nudging us): look again after a while.
+      sleep_until = SteadyClock::now() + idle_wait;
     }
 
-    if (!sleep_until) {
-      const CycleEnd end = send_cycle(sender, flushing);
-      if (end == CycleEnd::Stopped) break;
-      if (end == CycleEnd::Empty) {
-        std::lock_guard lock(mutex);
-        drain_completed = std::max(drain_completed, drain_generation);
-        drained.notify_all();
-        if (stop_requested) break;
-        // Nothing claimable (others may hold leases): look again after a flush
-        // interval or when woken.
-        sleep_until = SteadyClock::now() + std::max<std::chrono::milliseconds>(options.flush_interval, kMinIdleWait);
-      } else {
-        if (end == CycleEnd::Partial) next_short_batch_at = SteadyClock::now() + options.flush_interval;
-        continue;  // Failed: the backoff wait comes first.
-      }
-    }
-    wait_until(*sleep_until, /*wake_on_nudge=*/true);
+    // 3. Sleep until then, a drain, a stop, or a nudge — nudges no more often than
+    //    min_look_interval.
+    wait_until(sleep_until, OnDrain | OnNudge);
+    const auto earliest = last_look + min_look_interval;
+    if (SteadyClock::now() < std::min(earliest, sleep_until)) wait_until(std::min(earliest, sleep_until), OnDrain);
   }
   give_back_held_batch();
   std::lock_guard lock(mutex);

@@ -1,0 +1,154 @@
+// upload_bench: how fast the Uploader empties a filled spool into a collector-like
+// receiver on loopback, and how many gzip bytes a record costs on the wire.
+//
+// Baselines measured in the same run, on the same records:
+//   decode  — the receiver's own work alone: gunzip + decode_record of every batch
+//             (what one collector core can take in), no HTTP, no spool;
+//   spool   — claim + ack of the same batches without sending them (the spool's
+//             ceiling for any uploader).
+// The upload figure includes both plus gzip, HTTP and the receiver's decoding, so
+// the ratios say how much the network path costs on top of each.
+//
+// Usage: upload_bench [records=200000] [batch_size=500]
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "record_factory.hpp"
+#include "streamtally/gzip.hpp"
+#include "streamtally/record_codec.hpp"
+#include "streamtally/spool.hpp"
+#include "streamtally/uploader.hpp"
+#include "test_receiver.hpp"
+
+using namespace streamtally;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::shared_ptr<Spool> filled_spool(const std::string& path, const std::vector<SessionRecord>& records) {
+  std::filesystem::remove(path);
+  std::filesystem::remove(path + "-wal");
+  std::filesystem::remove(path + "-shm");
+  SpoolOptions options;
+  options.path = path;
+  options.max_bytes = 8ull << 30;
+  auto spool = Spool::open(options);
+  if (!spool.ok()) {
+    std::fprintf(stderr, "spool: %s\n", spool.error().c_str());
+    std::exit(1);
+  }
+  for (std::size_t i = 0; i < records.size(); i += 10000) {
+    const std::size_t n = std::min<std::size_t>(10000, records.size() - i);
+    if (!(*spool)->append(std::span<const SessionRecord>(records).subspan(i, n)).ok()) std::exit(1);
+  }
+  return std::shared_ptr<Spool>(std::move(spool).value());
+}
+
+std::string batch_body(const std::vector<SessionRecord>& records, std::size_t begin, std::size_t n) {
+  std::string body;
+  for (std::size_t i = begin; i < begin + n; ++i) {
+    encode_record(records[i], body);
+    body += '\n';
+  }
+  return body;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::size_t count = argc > 1 ? std::stoul(argv[1]) : 200000;
+  const std::size_t batch_size = argc > 2 ? std::stoul(argv[2]) : 500;
+  const auto dir = std::filesystem::temp_directory_path() / ("upload_bench-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::printf("upload_bench: %zu typical records (every SPEC field, ~1/3 with tags), batches of %zu\n", count,
+              batch_size);
+  const auto records = test::varied_records(count);
+
+  // Baseline 1: the receiver's decode rate, and gzip sizes at levels 1 and 6.
+  std::vector<std::string> gz1;
+  std::size_t raw_bytes = 0, gz1_bytes = 0, gz6_bytes = 0;
+  double gz1_s = 0, gz6_s = 0;
+  for (std::size_t i = 0; i < count; i += batch_size) {
+    const std::string body = batch_body(records, i, std::min(batch_size, count - i));
+    raw_bytes += body.size();
+    auto t = Clock::now();
+    gz1.push_back(gzip_compress(body, 1));
+    gz1_s += seconds_since(t);
+    gz1_bytes += gz1.back().size();
+    t = Clock::now();
+    gz6_bytes += gzip_compress(body, 6).size();
+    gz6_s += seconds_since(t);
+  }
+  auto t = Clock::now();
+  std::size_t decoded = 0;
+  for (const auto& gz : gz1) {
+    auto text = gzip_decompress(gz, 1u << 30);
+    std::size_t begin = 0;
+    while (begin < text->size()) {
+      const std::size_t end = text->find('\n', begin);
+      decoded += decode_record(std::string_view(*text).substr(begin, end - begin)).ok();
+      begin = end + 1;
+    }
+  }
+  const double decode_rate = static_cast<double>(decoded) / seconds_since(t);
+
+  // Baseline 2: the spool's claim + ack rate.
+  double spool_rate = 0;
+  {
+    auto spool = filled_spool((dir / "claim.db").string(), records);
+    t = Clock::now();
+    std::size_t claimed = 0;
+    for (;;) {
+      auto batch = spool->claim(batch_size, std::chrono::minutes(2));
+      if (!batch.ok() || !batch->has_value()) break;
+      claimed += (*batch)->lines.size();
+      if (!spool->ack((*batch)->batch_id).ok()) return 1;
+    }
+    spool_rate = static_cast<double>(claimed) / seconds_since(t);
+  }
+
+  // The measurement: Uploader -> HTTP on loopback -> receiver decoding every record.
+  test::TestReceiver receiver;
+  auto spool = filled_spool((dir / "upload.db").string(), records);
+  UploaderOptions options;
+  options.collector_url = receiver.url();
+  options.token = "bench";
+  options.batch_size = batch_size;
+  Uploader uploader(spool, options);
+  t = Clock::now();
+  uploader.start();
+  const bool drained = uploader.drain(std::chrono::minutes(10));
+  const double upload_s = seconds_since(t);
+  uploader.stop(std::chrono::seconds(5));
+  const auto c = uploader.counters();
+  std::size_t received = 0;
+  for (const auto& request : receiver.requests()) received += request.decode_error.empty() ? request.records.size() : 0;
+  const double upload_rate = static_cast<double>(c.records_uploaded) / upload_s;
+
+  std::printf("  baseline decode  : %10.0f records/s  (gunzip + decode_record, one core, no HTTP)\n", decode_rate);
+  std::printf("  baseline spool   : %10.0f records/s  (claim + ack, no HTTP)\n", spool_rate);
+  std::printf("  upload           : %10.0f records/s  (%zu records in %.2f s, %llu batches, %zu decoded by the receiver%s)\n",
+              upload_rate, static_cast<std::size_t>(c.records_uploaded), upload_s,
+              static_cast<unsigned long long>(c.batches_acked), received, drained ? "" : ", NOT DRAINED");
+  std::printf("  ratio upload/decode = %.2f, upload/spool = %.2f\n", upload_rate / decode_rate,
+              upload_rate / spool_rate);
+  std::printf("  wire: %.1f gzip bytes/record (raw NDJSON %.1f bytes/record, %.1fx smaller)\n",
+              static_cast<double>(c.bytes_uploaded) / static_cast<double>(c.records_uploaded),
+              static_cast<double>(raw_bytes) / static_cast<double>(count),
+              static_cast<double>(raw_bytes) / static_cast<double>(c.bytes_uploaded));
+  std::printf("  gzip level 1: %.1f bytes/record at %.0f MB/s; level 6: %.1f bytes/record at %.0f MB/s\n",
+              static_cast<double>(gz1_bytes) / static_cast<double>(count), raw_bytes / gz1_s / 1e6,
+              static_cast<double>(gz6_bytes) / static_cast<double>(count), raw_bytes / gz6_s / 1e6);
+  std::filesystem::remove_all(dir);
+  return drained && received == count ? 0 : 1;
+}
