@@ -117,7 +117,10 @@ TEST(SpoolReliability, WriterKilledMidTransactionLeavesAConsistentFile) {
       std::vector<SessionRecord> batch;
       for (int k = 0; k < kBatch; ++k) batch.push_back(sample_record("b" + std::to_string(b) + "-" + std::to_string(k)));
       if (!spool->append(batch).ok()) return 3;
-      std::ofstream(progress) << (b + 1) * kBatch;
+      {
+        std::ofstream(progress + ".tmp") << (b + 1) * kBatch;
+      }
+      std::filesystem::rename(progress + ".tmp", progress);  // the parent never reads half a number
     }
     return 0;
   });
