@@ -1,5 +1,7 @@
 #include "uap_parser.hpp"
 
+#include "required_literal.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -15,6 +17,14 @@ constexpr std::array<const char*, 5> kOsKeys = {"os_replacement", "os_v1_replace
                                                  "os_v3_replacement", "os_v4_replacement"};
 constexpr std::array<const char*, 3> kDeviceKeys = {"device_replacement", "brand_replacement",
                                                      "model_replacement"};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  }
+  return out;
+}
 
 std::string trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
@@ -74,7 +84,8 @@ Result<UapParser> UapParser::load(const std::string& path) {
       const bool caseless = flag && flag.IsScalar() && flag.Scalar() == "i";
       auto regex = Pcre2Regex::compile(regex_node.Scalar(), caseless);
       if (!regex) return Error{where + ": " + regex.error()};
-      Rule rule{std::move(regex).value(), {}};
+      Rule rule{std::move(regex).value(), {}, required_literal(regex_node.Scalar()), caseless};
+      if (caseless) rule.literal = lower(rule.literal);
       for (const char* key : keys) {
         const YAML::Node value = entry[key];
         // A present-but-null value ("device_replacement:") counts as absent, as in uap-core's parsers.
@@ -102,7 +113,15 @@ Result<UapParser> UapParser::load(const std::string& path) {
 
 const UapParser::Rule* UapParser::first_match(const std::vector<Rule>& rules, std::string_view ua,
                                               std::optional<RegexMatch>& match, const MatchScratch& scratch) const {
+  // The literal pre-check skips most rules with a substring search; it never changes the
+  // answer (a rule whose literal is absent cannot match), only the time it takes.
+  std::string ua_lower;
   for (const Rule& rule : rules) {
+    if (!rule.literal.empty()) {
+      if (rule.caseless && ua_lower.empty()) ua_lower = lower(ua);
+      const std::string_view haystack = rule.caseless ? std::string_view(ua_lower) : ua;
+      if (haystack.find(rule.literal) == std::string_view::npos) continue;
+    }
     match = rule.regex.search(ua, scratch);
     if (match) return &rule;
   }

@@ -46,6 +46,8 @@ class UapParser {
   struct Rule {
     Pcre2Regex regex;
     std::vector<std::optional<std::string>> replacements;
+    std::string literal;  // every match contains it (lower case when caseless); "" = unknown
+    bool caseless = false;
   };
   std::vector<Rule> agents_;   // family, v1, v2, v3, v4
   std::vector<Rule> oses_;     // os, os_v1, os_v2, os_v3, os_v4
