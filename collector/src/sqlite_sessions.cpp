@@ -111,7 +111,7 @@ const char* tie_breaker(SessionGroup group) {
     case SessionGroup::Unique: return "1, s.stream, s.protocol, s.client_ip, s.user_id, s.referer, s.user_agent";
     case SessionGroup::All: break;
   }
-  return "s.id";
+  return "s.server_id, s.session_id";  // not s.id: insertion order differs between stores
 }
 
 std::string filter_sql(const SessionsQuery& q, int64_t max_session_ms, SqlBuilder& sql) {
