@@ -235,6 +235,57 @@
     }
   }
 
+  // Daily usage (playout + ingest) of this month against last month, day by day (nanoStream's
+  // usage trend: current month orange, previous blue).
+  async function loadUsageTrend() {
+    const now = new Date();
+    const thisMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+    const lastMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1);
+    const data = await api(`/v1/timeseries?dimensions=type&metrics=bytes_out,bytes_in&bucket=1d&from=${lastMonth}&to=${now.getTime()}`);
+    const out = groupByType("bytes_out", data);
+    const inn = groupByType("bytes_in", data);
+    const perDay = new Map();  // bucket start -> playout + ingest bytes
+    for (const p of out.play || []) perDay.set(Number(p.timestamp), (perDay.get(Number(p.timestamp)) || 0) + Number(p.value));
+    for (const p of inn.publish || []) perDay.set(Number(p.timestamp), (perDay.get(Number(p.timestamp)) || 0) + Number(p.value));
+    const day = 86400e3;
+    const current = [], previous = [];
+    for (let d = 0; d < 31; d++) {
+      const a = thisMonth + d * day, b = lastMonth + d * day;
+      current.push(a < now.getTime() && new Date(a).getUTCMonth() === now.getUTCMonth() ? perDay.get(a) || 0 : null);
+      previous.push(b < thisMonth ? perDay.get(b) || 0 : null);
+    }
+    barChart($("#usage-trend"), current, previous);
+  }
+
+  function barChart(container, current, previous) {
+    container.replaceChildren();
+    const W = 1000, H = 160, left = 70, right = 12, top = 10, bottom = 24;
+    const max = Math.max(1, ...current.filter((v) => v !== null), ...previous.filter((v) => v !== null));
+    const niceMax = niceCeil(max);
+    const y = (v) => top + (1 - v / niceMax) * (H - top - bottom);
+    const slot = (W - left - right) / 31;
+    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img" });
+    for (let i = 0; i <= 2; i++) {
+      const v = (niceMax * i) / 2;
+      root.append(svg("line", { class: i === 0 ? "axis" : "grid", x1: left, x2: W - right, y1: y(v), y2: y(v) }));
+      root.append(svg("text", { x: left - 8, y: y(v) + 4, "text-anchor": "end" }, formatBytes(v)));
+    }
+    for (let d = 0; d < 31; d++) {
+      const x0 = left + d * slot;
+      const bars = [[previous[d], "bar-previous", "last month", 0.12], [current[d], "bar-current", "this month", 0.5]];
+      for (const [value, cls, label, offset] of bars) {
+        if (value === null) continue;
+        root.append(svg("rect", { class: cls, x: x0 + slot * offset, y: y(value), width: slot * 0.38, height: Math.max(0, y(0) - y(value)), "data-day": d + 1, "data-value": value },
+          svg("title", {}, `Day ${d + 1}, ${label}: ${formatBytes(value)}`)));
+      }
+      if (d % 5 === 0) root.append(svg("text", { x: x0 + slot / 2, y: H - 6, "text-anchor": "middle" }, d + 1));
+    }
+    container.append(root);
+    container.append(el("div", { class: "legend" },
+      el("span", {}, el("i", { style: "background:#f07b1a" }), "this month"),
+      el("span", {}, el("i", { style: "background:#2f6fde" }), "last month")));
+  }
+
   // ---------- top 10 ----------
 
   async function loadTop() {
@@ -386,6 +437,7 @@
   function readFilters() {
     const form = $("#filters");
     const filters = {};
+    const servers = [];
     for (const [name, value] of new FormData(form).entries()) {
       const v = String(value).trim();
       if (!v) continue;
@@ -393,12 +445,35 @@
         const ms = new Date(v).getTime();  // datetime-local is local time
         if (!Number.isNaN(ms)) filters[name] = String(ms);
       } else if (name === "server") {
-        filters[name] = v.split(",").map((s) => s.trim()).filter(Boolean).join(",");
+        servers.push(v);
       } else {
         filters[name] = v;
       }
     }
+    if (servers.length > 0) filters.server = servers.join(",");
     return filters;
+  }
+
+  // Retroview's "Select servers": every server the collector knows, as checkboxes.
+  async function loadServerOptions() {
+    const data = await api("/v1/sessions?group=server&order=host&limit=500");
+    const box = $("#server-options");
+    const checked = new Set($$("input[name=server]:checked", box).map((i) => i.value));
+    box.replaceChildren();
+    const rows = (data && data.rows) || [];
+    if (rows.length === 0) box.append(el("p", { class: "empty" }, "No servers yet"));
+    for (const row of rows) {
+      const input = el("input", { type: "checkbox", name: "server", value: row.server_id });
+      input.checked = checked.has(row.server_id);
+      input.addEventListener("change", updateServerSummary);
+      box.append(el("label", { title: row.server_id }, input, row.host && row.host !== row.server_id ? `${row.host} (${row.server_id})` : row.server_id));
+    }
+    updateServerSummary();
+  }
+
+  function updateServerSummary() {
+    const picked = $$("#server-options input:checked").map((i) => i.value);
+    $("#server-picker summary").textContent = picked.length === 0 ? "all servers" : picked.length === 1 ? picked[0] : `${picked.length} servers`;
   }
 
   async function loadSessions() {
@@ -489,7 +564,7 @@
     $("#filters").addEventListener("reset", () => {
       state.filters = {};
       state.offset = 0;
-      setTimeout(() => guarded("Sessions", loadSessions), 0);
+      setTimeout(() => { updateServerSummary(); guarded("Sessions", loadSessions); }, 0);
     });
     $("#prev-page").addEventListener("click", () => {
       state.offset = Math.max(0, state.offset - PAGE_SIZE);
@@ -519,6 +594,8 @@
     setStatus("");
     await Promise.all([
       guarded("Month to date", loadUsage),
+      guarded("Usage trend", loadUsageTrend),
+      guarded("Servers", loadServerOptions),
       guarded("Top 10", loadTop),
       guarded("Charts", loadCharts),
       guarded("Audience", loadAudience),
@@ -533,6 +610,10 @@
   wireSessions();
   refreshAll();
   setInterval(() => {
-    if (!state.askingForToken) { guarded("Month to date", loadUsage); guarded("Charts", loadCharts); }
+    if (!state.askingForToken) {
+      guarded("Month to date", loadUsage);
+      guarded("Usage trend", loadUsageTrend);
+      guarded("Charts", loadCharts);
+    }
   }, 60000);
 })();

@@ -253,6 +253,14 @@ TEST_F(DashboardInBrowser, ShowsWhatWasPosted) {
   EXPECT_EQ(card_value(dom, "ingest"), std::to_string(ingest));
   EXPECT_EQ(card_value(dom, "total"), std::to_string(playout + ingest));
 
+  // Usage trend: this month's daily bars add up to this month's bytes.
+  double trend_sum = 0;
+  const std::regex bar(R"re(class="bar-current"[^>]* data-value="([0-9.eE+]+)")re");
+  for (auto it = std::sregex_iterator(dom.begin(), dom.end(), bar); it != std::sregex_iterator(); ++it) {
+    trend_sum += std::stod((*it)[1]);
+  }
+  EXPECT_DOUBLE_EQ(trend_sum, double(playout + ingest));
+
   // Top 10 streams by output traffic and by viewtime, in order, with their values.
   std::map<std::string, double> bytes_by_stream, viewtime_by_stream;
   for (const Session& s : plays_) {

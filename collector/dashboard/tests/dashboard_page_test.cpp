@@ -66,7 +66,7 @@ TEST(DashboardPage, CallsTheReportApiAsSpecified) {
     EXPECT_NE(page.find(group), std::string::npos) << group;
   }
   for (const char* filter : {"name=\"stream\"", "name=\"user_id\"", "name=\"ip\"", "name=\"user_agent\"",
-                             "name=\"protocol\"", "name=\"server\"", "name=\"min_duration\"", "name=\"max_duration\"",
+                             "name=\"protocol\"", "id=\"server-picker\"", "name=\"min_duration\"", "name=\"max_duration\"",
                              "name=\"from\"", "name=\"to\""}) {
     EXPECT_NE(page.find(filter), std::string::npos) << filter;
   }
