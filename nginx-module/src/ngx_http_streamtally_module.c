@@ -477,7 +477,13 @@ ngx_http_streamtally_init_process(ngx_cycle_t *cycle)
     zone = mcf->shm_zone->data;
     ngx_http_streamtally_zone = zone;
 
+    /*
+     * A worker started because another was killed finds that one's entries
+     * first: their sessions are recovered from the spool, and the viewers'
+     * next requests must start new sessions rather than feed dead entries.
+     */
     ngx_shmtx_lock(&zone->shpool->mutex);
+    (void) ngx_http_streamtally_zone_reap_dead_locked(zone, cycle->log);
     ngx_http_streamtally_zone_register_locked(zone, ngx_pid);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 

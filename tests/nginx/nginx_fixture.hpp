@@ -100,7 +100,8 @@ std::string describe(const std::vector<SessionRecord>& records);
 // ffmpeg: a lavfi test source published over RTMP for `seconds`.
 std::unique_ptr<test::ChildProcess> ffmpeg_publish(const std::string& url, int seconds,
                                                    const std::string& log_path = "");
-// ffmpeg: an RTMP player with pageUrl / flashVer that plays for `seconds`.
+// ffmpeg: an RTMP player with pageUrl / flashVer that plays for `seconds`. ffmpeg 5.1
+// stalls with flashVers not starting "LNX"/"MAC" (e.g. "WIN ..."): use those.
 std::unique_ptr<test::ChildProcess> ffmpeg_play(const std::string& url, const std::string& pageurl,
                                                 const std::string& flashver, int seconds,
                                                 const std::string& log_path = "");

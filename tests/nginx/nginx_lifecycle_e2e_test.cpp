@@ -185,7 +185,7 @@ TEST(NginxLifecycle, SessionsOfAKilledWorkerAreRecoveredByItsSuccessor) {
   auto fresh = wait_for_closed(nginx.spool_path(), 1, 20s, [](const SessionRecord& r) {
     return r.token == "hls-doomed" && r.end_reason == EndReason::Timeout;
   });
-  ASSERT_EQ(fresh.size(), 1u) << nginx.error_log();
+  ASSERT_EQ(fresh.size(), 1u) << describe(spool_sessions(nginx.spool_path()));
   EXPECT_EQ(fresh[0].bytes_out, after_kill);
   EXPECT_TRUE(nginx.quit().has_value());
 }
