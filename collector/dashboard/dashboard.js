@@ -190,10 +190,57 @@
   // A token may also arrive in the URL fragment (#token=…), e.g. from a bookmark; it is moved to
   // sessionStorage and removed from the address bar at once (a fragment is never sent to servers).
   function takeTokenFromFragment() {
-    const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
-    if (!match) return;
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname + location.search);
+    const params = new URLSearchParams(location.hash.slice(1));
+    const token = params.get("token");
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+  }
+
+  // The view (Sessions tab, filters, order, chart range, month) lives in the fragment too, so a
+  // filtered view can be bookmarked or sent to a colleague: #group=user&protocol=hls&preset=1w.
+  const FILTER_NAMES = ["from", "to", "stream", "user_id", "ip", "user_agent", "min_duration", "max_duration", "protocol", "server"];
+
+  function viewFromFragment() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    if (COLUMNS[params.get("group")]) state.group = params.get("group");
+    if (params.get("order")) state.order = params.get("order");
+    if (PRESETS[params.get("preset")]) state.preset = params.get("preset");
+    if (/^\d{4}-\d{2}$/.test(params.get("month") || "")) $("#top-month").value = params.get("month");
+    const form = $("#filters");
+    for (const name of FILTER_NAMES) {
+      const value = params.get(name);
+      if (!value || name === "server") continue;
+      const input = form.elements.namedItem(name);
+      if (name === "from" || name === "to") {
+        const d = new Date(/^\d+$/.test(value) ? Number(value) : value);
+        if (Number.isNaN(d.getTime())) continue;
+        const pad = (x) => String(x).padStart(2, "0");
+        input.value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      } else if (input) {
+        input.value = value;
+      }
+    }
+    state.filters = readFilters();
+    // Exact times and the server list are taken as given (the form shows seconds; the servers'
+    // checkboxes appear later).
+    for (const name of ["from", "to"]) if (/^\d+$/.test(params.get(name) || "")) state.filters[name] = params.get(name);
+    if (params.get("server")) state.filters.server = params.get("server");
+    $$(".tabs button").forEach((b) => b.classList.toggle("active", b.dataset.group === state.group));
+    $$(".presets button").forEach((b) => b.classList.toggle("active", b.dataset.preset === state.preset));
+  }
+
+  function viewToFragment() {
+    const params = new URLSearchParams();
+    if (state.group !== "all") params.set("group", state.group);
+    if (state.order) params.set("order", state.order);
+    if (state.preset !== "1d") params.set("preset", state.preset);
+    if ($("#top-month").value && $("#top-month").value !== currentMonth()) params.set("month", $("#top-month").value);
+    for (const name of FILTER_NAMES) if (state.filters[name]) params.set(name, state.filters[name]);
+    const hash = params.toString();
+    history.replaceState(null, "", location.pathname + location.search + (hash ? `#${hash}` : ""));
   }
 
   async function guarded(section, work) {
@@ -459,6 +506,7 @@
     const data = await api("/v1/sessions?group=server&order=host&limit=500");
     const box = $("#server-options");
     const checked = new Set($$("input[name=server]:checked", box).map((i) => i.value));
+    for (const id of (state.filters.server || "").split(",")) if (id) checked.add(id);
     box.replaceChildren();
     const rows = (data && data.rows) || [];
     if (rows.length === 0) box.append(el("p", { class: "empty" }, "No servers yet"));
@@ -477,6 +525,7 @@
   }
 
   async function loadSessions() {
+    viewToFragment();
     const params = sessionsQuery({ limit: PAGE_SIZE, offset: state.offset });
     const data = await api(`/v1/sessions?${params}`);
     const rows = (data && data.rows) || [];
@@ -580,11 +629,12 @@
 
   function wireControls() {
     $("#top-month").value = currentMonth();
-    $("#top-month").addEventListener("change", () => guarded("Top 10", loadTop));
+    $("#top-month").addEventListener("change", () => { viewToFragment(); guarded("Top 10", loadTop); });
     for (const button of $$(".presets button")) {
       button.addEventListener("click", () => {
         $$(".presets button").forEach((b) => b.classList.toggle("active", b === button));
         state.preset = button.dataset.preset;
+        viewToFragment();
         guarded("Charts", loadCharts);
       });
     }
@@ -608,6 +658,7 @@
   wireTokenDialog();
   wireControls();
   wireSessions();
+  viewFromFragment();
   refreshAll();
   setInterval(() => {
     if (!state.askingForToken) {

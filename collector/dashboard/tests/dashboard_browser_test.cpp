@@ -318,6 +318,42 @@ TEST_F(DashboardInBrowser, ShowsWhatWasPosted) {
   if (const char* path = std::getenv("STREAMTALLY_DASHBOARD_SCREENSHOT")) dump_dom(collector.dir(), collector.url("/"), path);
 }
 
+// Sessions tab, filters and order come from the fragment (a bookmarkable view) through the same
+// code as the filter form; the answers are computed here from the posted sessions.
+TEST_F(DashboardInBrowser, SessionsTabsAndFiltersFromTheFragment) {
+  Collector collector({});
+  ASSERT_TRUE(collector.ready()) << collector.log();
+  post_all(collector);
+
+  // "By streams", ordered by output traffic (descending).
+  const std::string by_stream = dump_dom(collector.dir(), collector.url("/#group=stream&order=-bytes_out"));
+  const std::string table = section(by_stream, "id=\"sessions-table\"", "</table>");
+  std::vector<std::pair<std::string, uint64_t>> shown;
+  const std::regex row(R"re(<tr[^>]*><td class="text">([^<]*)</td><td class="num" data-value="([0-9]+)")re");
+  for (auto it = std::sregex_iterator(table.begin(), table.end(), row); it != std::sregex_iterator(); ++it) {
+    shown.emplace_back((*it)[1], std::stoull((*it)[2]));
+  }
+  std::map<std::string, uint64_t> bytes;
+  for (const Session& s : plays_) bytes[s.stream] += s.bytes_out;
+  std::vector<std::pair<std::string, uint64_t>> want(bytes.begin(), bytes.end());
+  std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  EXPECT_EQ(shown, want) << table;
+  EXPECT_NE(by_stream.find("data-total=\"3\""), std::string::npos);
+  EXPECT_NE(by_stream.find("data-column=\"bytes_out\" scope=\"col\" class=\"sorted desc\""), std::string::npos);
+
+  // "Playback all" filtered by stream, protocol and minimum duration.
+  const std::string filtered =
+      dump_dom(collector.dir(), collector.url("/#stream=" + streams_[0] + "&protocol=hls&min_duration=100"));
+  std::size_t expected = 0;
+  for (const auto* list : {&plays_, &publishes_}) {
+    for (const Session& s : *list) expected += s.stream == streams_[0] && s.ended_at - s.started_at >= 100000;
+  }
+  EXPECT_NE(filtered.find("data-total=\"" + std::to_string(expected) + "\""), std::string::npos)
+      << "want " << expected << ": " << section(filtered, "id=\"page-info\"", "</span>");
+  const std::string rows = section(filtered, "id=\"sessions-table\"", "</table>");
+  EXPECT_EQ(rows.find(">" + streams_[1] + "<"), std::string::npos) << "another stream passed the filter";
+}
+
 TEST_F(DashboardInBrowser, AsksForTheReadTokenAndUsesIt) {
   Collector collector({"--read-token", "reader-secret"});
   ASSERT_TRUE(collector.ready()) << collector.log();
