@@ -93,3 +93,27 @@ TEST(NginxConfig, HttpModuleLoadsWithoutNginxRtmp) {
   auto r = nginx.test_config();
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
+
+// conf/nginx.conf, the documented example, stays valid: its system paths are
+// moved into a temp dir and the modules come from this build.
+TEST(NginxConfig, TheExampleConfigPassesNginxT) {
+  streamtally::test::TempDir dir;
+  std::string conf = read_file(streamtally::test::source_dir() + "/conf/nginx.conf");
+  ASSERT_FALSE(conf.empty());
+  auto replace = [&](const std::string& from, const std::string& to) {
+    for (auto at = conf.find(from); at != std::string::npos; at = conf.find(from, at + to.size()))
+      conf.replace(at, from.size(), to);
+  };
+  replace("include /etc/nginx/modules-enabled/*.conf;",
+          "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\nload_module " + rtmp_module_path() +
+              ";\nload_module " + http_module_path() + ";");
+  replace("/var/lib/streamtally/", dir.path().string() + "/");
+  replace("/run/nginx.pid", dir.file("nginx.pid"));
+  replace("/var/log/nginx/", dir.path().string() + "/");
+  replace("listen 1935", "listen 127.0.0.1:" + std::to_string(streamtally::test::free_port()));
+  replace("listen 8080", "listen 127.0.0.1:" + std::to_string(streamtally::test::free_port()));
+  std::ofstream(dir.file("nginx.conf")) << conf;
+  auto r = streamtally::test::run_command(
+      {"/usr/sbin/nginx", "-t", "-p", dir.path().string(), "-c", dir.file("nginx.conf")}, std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
