@@ -1,6 +1,7 @@
 #include "gst_streamtally_httpsink.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -99,6 +100,11 @@ struct SinkState {
   std::map<GSocket*, std::shared_ptr<HttpClient>> clients;
   ContextRef context;
   int current_port = 0;
+
+  // Set from PLAYING->PAUSED until PLAYING again, and while stopping: removals then
+  // are the server's doing (multisocketsink's unlock cancels writes in progress at
+  // PLAYING->PAUSED, reporting those clients with an ERROR status).
+  std::atomic<bool> stopping{false};
 
   // Only from state changes:
   std::unique_ptr<HttpListener> listener;
@@ -213,7 +219,9 @@ void on_client_removed(GstElement* multisocketsink, GSocket* socket, gint status
     std::lock_guard lock(self->state->mutex);
     auto it = self->state->clients.find(socket);
     if (it == self->state->clients.end()) return;
-    summary = close_client_locked(*it->second, sent, end_reason_of(status));
+    const streamtally_end_reason_t reason =
+        self->state->stopping.load() ? STREAMTALLY_END_SERVER : end_reason_of(status);
+    summary = close_client_locked(*it->second, sent, reason);
   }
   if (summary) {
     GST_INFO_OBJECT(self, "client %s left (%s): %" G_GUINT64_FORMAT " bytes",
@@ -379,6 +387,7 @@ bool start_serving(GstStreamtallyHttpSink* self) {
                       ("set the `spool` property to the SQLite spool file of this edge"));
     return false;
   }
+  st.stopping = false;
   int rc = st.context.acquire(settings.shared);
   if (rc != STREAMTALLY_OK) {
     // Serving must not depend on accounting: warn and serve without sessions.
@@ -417,12 +426,16 @@ bool start_serving(GstStreamtallyHttpSink* self) {
   return true;
 }
 
-// Before multisocketsink stops: no new clients, final byte counts of everyone.
+// Before multisocketsink stops: no new clients, then remove every client with
+// `clear` so `client-removed` reports each one's exact final count (multisocketsink's
+// own stop frees its clients without that signal, and cancels writes in progress).
 void stop_accepting(GstStreamtallyHttpSink* self) {
   SinkState& st = *self->state;
+  st.stopping = true;
   st.poll_source.reset();
   st.listener.reset();
-  poll_client_bytes(self);
+  poll_client_bytes(self);  // a fallback count for anyone `clear` might not report
+  if (st.multisocketsink) g_signal_emit_by_name(st.multisocketsink, "clear");
 }
 
 // After multisocketsink stopped: clients it did not report are closed by us.
@@ -452,6 +465,10 @@ GstStateChangeReturn gst_streamtally_http_sink_change_state(GstElement* element,
   auto* self = GST_STREAMTALLY_HTTP_SINK(element);
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
     if (!start_serving(self)) return GST_STATE_CHANGE_FAILURE;
+  } else if (transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED) {
+    self->state->stopping = true;
+  } else if (transition == GST_STATE_CHANGE_PAUSED_TO_PLAYING) {
+    self->state->stopping = false;
   } else if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     stop_accepting(self);
   }
