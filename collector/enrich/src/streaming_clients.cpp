@@ -14,12 +14,12 @@ struct RuleSpec {
 
 // Order matters: the exact signatures of tools come before the generic flashVer rule.
 constexpr RuleSpec kRules[] = {
-    // RTMP publishers. ffmpeg publishes with "FMLE/3.0 (compatible; Lavf…)"; OBS Studio and
-    // Adobe's Flash Media Live Encoder both send "FMLE/3.0 (compatible; FMSc/1.0)", so that one
-    // can only be called FMLE.
+    // RTMP publishers. ffmpeg publishes with "FMLE/3.0 (compatible; Lavf…)". "FMLE/3.0 (compatible;
+    // FMSc/1.0)" is Adobe's Flash Media Live Encoder string, which many encoders copy (OBS Studio,
+    // GStreamer rtmp2sink, HaishinKit…), so it names a kind of client, not a product.
     {R"(^FMLE/\S+ \(compatible; Lavf)", "FFmpeg", nullptr, nullptr, 0},
     {R"(^Wirecast/)", "Wirecast", nullptr, nullptr, 0},
-    {R"(^FMLE/)", "FMLE", nullptr, nullptr, 0},
+    {R"(^FMLE/)", "FMLE-compatible encoder", nullptr, nullptr, 0},
     // RTMP players. ffmpeg's default play flashVer is "LNX 9,0,124,2", librtmp's (rtmpdump,
     // GStreamer rtmpsrc, VLC) "LNX 10,0,32,18" / "WIN 10,0,32,18": these are tools, whatever
     // the platform token pretends.

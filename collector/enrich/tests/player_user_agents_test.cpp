@@ -30,8 +30,8 @@ const Case kCases[] = {
   {"LNX 9,0,124,2", "unknown", "unknown", "FFmpeg"},
   // librtmp's default flashVer (rtmpdump, GStreamer rtmpsrc, VLC's RTMP access).
   {"LNX 10,0,32,18", "unknown", "unknown", "librtmp"},
-  // OBS Studio and Adobe FMLE send the same flashVer; Wirecast its own.
-  {"FMLE/3.0 (compatible; FMSc/1.0)", "unknown", "unknown", "FMLE"},
+  // Adobe FMLE's flashVer, copied by OBS Studio, GStreamer rtmp2sink and others; Wirecast has its own.
+  {"FMLE/3.0 (compatible; FMSc/1.0)", "unknown", "unknown", "FMLE-compatible encoder"},
   {"Wirecast/FM 1.0 (compatible; FMSc/1.0)", "unknown", "unknown", "Wirecast"},
   // Adobe Flash Player flashVer: platform token + version.
   {"WIN 32,0,0,465", "desktop", "Windows", "Flash Player"},
