@@ -81,8 +81,8 @@ TEST_F(CollectorUploadTest, EveryRecordArrivesOnceEvenWhenUploadedTwice) {
     ASSERT_TRUE(row.contains("session_id")) << row.dump();
     auto it = by_id.find(row["session_id"].get<std::string>());
     ASSERT_NE(it, by_id.end()) << row.dump();
-    if (row.contains("bytes_out")) EXPECT_EQ(row["bytes_out"].get<uint64_t>(), it->second->bytes_out);
-    if (row.contains("stream")) EXPECT_EQ(row["stream"].get<std::string>(), it->second->stream);
+    EXPECT_EQ(row.value("bytes_out", uint64_t{0}), it->second->bytes_out) << row.dump();
+    EXPECT_EQ(row.value("stream", std::string()), it->second->stream) << row.dump();
     ++matched;
   }
   EXPECT_EQ(matched, records.size());
