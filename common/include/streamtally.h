@@ -156,6 +156,14 @@ void streamtally_session_set_bytes(streamtally_session_t *s, uint64_t total_in, 
  * close of the same session is a no-op returning STREAMTALLY_OK. */
 int streamtally_session_close(streamtally_session_t *s, streamtally_end_reason_t reason);
 
+/* Like streamtally_session_close(), with the moment the session ended (ms since the
+ * epoch, UTC; 0: now) — for hosts that notice an end after it happened, e.g. an HTTP
+ * session over at its last request, detected only after the idle timeout. The
+ * record's updated_at and ended_at take that value (never earlier than started_at or
+ * the last emitted update). Idempotent like streamtally_session_close(). */
+int streamtally_session_close_at(streamtally_session_t *s, streamtally_end_reason_t reason,
+                                 int64_t ended_at_ms);
+
 /* Releases the host's handle (closing the session with "server" if still open).
  * The handle must not be used afterwards. */
 void streamtally_session_free(streamtally_session_t *s);

@@ -194,11 +194,15 @@ void streamtally_session_set_bytes(streamtally_session_t* s, uint64_t total_in, 
 }
 
 int streamtally_session_close(streamtally_session_t* s, streamtally_end_reason_t reason) {
-  if (!s) return STREAMTALLY_EINVAL;
+  return streamtally_session_close_at(s, reason, 0);
+}
+
+int streamtally_session_close_at(streamtally_session_t* s, streamtally_end_reason_t reason, int64_t ended_at_ms) {
+  if (!s || ended_at_ms < 0) return STREAMTALLY_EINVAL;
   const auto r = reason_of(reason);
   if (!r) return STREAMTALLY_EINVAL;
   return guarded([&] {
-    s->context->tracker().close(s->session, *r);
+    s->context->tracker().close(s->session, *r, ended_at_ms);
     return static_cast<int>(STREAMTALLY_OK);
   });
 }

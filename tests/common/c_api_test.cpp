@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "streamtally/clock.hpp"
 #include "streamtally/record_codec.hpp"
 #include "streamtally/spool.hpp"
 #include "test_support.hpp"
@@ -137,5 +138,32 @@ TEST(CApi, RejectsBadArguments) {
   EXPECT_EQ(streamtally_session_close(nullptr, STREAMTALLY_END_CLIENT), STREAMTALLY_EINVAL);
   streamtally_session_add_bytes(nullptr, 1, 1);  // harmless
   streamtally_session_free(s);
+  streamtally_ctx_destroy(ctx, 1000);
+}
+
+TEST(CApi, CloseAtStampsTheEndTheHostSaw) {
+  TempDir dir;
+  const std::string spool = dir.file("spool.db");
+  streamtally_config_t config{};
+  config.spool_path = spool.c_str();
+  streamtally_ctx_t* ctx = nullptr;
+  ASSERT_EQ(streamtally_ctx_create(&config, &ctx), STREAMTALLY_OK);
+  streamtally_session_info_t info{};
+  info.protocol = STREAMTALLY_PROTO_HLS;
+  streamtally_session_t *late = nullptr, *early = nullptr;
+  ASSERT_EQ(streamtally_session_open(ctx, &info, &late), STREAMTALLY_OK);
+  ASSERT_EQ(streamtally_session_open(ctx, &info, &early), STREAMTALLY_OK);
+  const int64_t ended = streamtally::now_ms() + 45'000;
+  EXPECT_EQ(streamtally_session_close_at(late, STREAMTALLY_END_TIMEOUT, ended), STREAMTALLY_OK);
+  EXPECT_EQ(streamtally_session_close_at(early, STREAMTALLY_END_TIMEOUT, 1), STREAMTALLY_OK);  // before it began
+  EXPECT_EQ(streamtally_session_close_at(early, STREAMTALLY_END_TIMEOUT, -1), STREAMTALLY_EINVAL);
+  const std::string late_id = streamtally_session_id(late), early_id = streamtally_session_id(early);
+  streamtally_session_free(late);
+  streamtally_session_free(early);
+  ASSERT_EQ(streamtally_ctx_flush(ctx, 5000), STREAMTALLY_OK);
+  auto latest = latest_in_spool(spool);
+  EXPECT_EQ(latest[late_id].ended_at, std::optional<int64_t>(ended));
+  EXPECT_EQ(latest[late_id].end_reason, EndReason::Timeout);
+  EXPECT_EQ(latest[early_id].ended_at, std::optional<int64_t>(latest[early_id].started_at));  // clamped
   streamtally_ctx_destroy(ctx, 1000);
 }
