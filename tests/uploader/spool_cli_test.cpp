@@ -145,6 +145,24 @@ TEST_F(SpoolCliTest, UploadOnceGivesUpWithExit4WhenTheCollectorIsDown) {
   EXPECT_EQ(cli_json({"stats"})["pending"], 10);
 }
 
+TEST_F(SpoolCliTest, UploadGoesThroughTheProxyOfTheEnvironment) {
+  TestReceiver proxy;  // answers the absolute-form requests a proxy receives
+  const auto records = varied_records(120);
+  import(records);
+  ChildProcess upload({{STREAMTALLY_SPOOL_CLI, "--spool", spool_path_, "upload", "--collector",
+                        "http://collector.invalid:8088", "--once", "--once-timeout", "30s"},
+                       {{"http_proxy", proxy.url()}, {"no_proxy", ""}, {"NO_PROXY", ""}},
+                       dir_.file("proxy.out"),
+                       dir_.file("proxy.err"),
+                       "",
+                       ""});
+  ASSERT_EQ(upload.wait(60s), 0) << read_file(dir_.file("proxy.err"));
+  ASSERT_GE(proxy.request_count(), 1u);
+  for (const auto& request : proxy.requests())
+    EXPECT_EQ(request.target, "http://collector.invalid:8088/v1/batches");
+  expect_each_acknowledged_once(proxy, records);
+}
+
 TEST_F(SpoolCliTest, DeadLettersListRequeueAndPurge) {
   TestReceiver receiver;
   receiver.script({{400, "", 0ms, R"({"error":"bad record","line":1})"}});

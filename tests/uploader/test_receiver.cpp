@@ -35,7 +35,9 @@ TestReceiver::TestReceiver(Options options) : options_(std::move(options)) {
   // delayed ACK: ~40 ms per response on loopback.
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(kMaxInflated);
-  server_->Post("/v1/batches", [this](const httplib::Request& req, httplib::Response& res) {
+  // Also the absolute form "http://host:port/v1/batches" that clients send to an HTTP
+  // proxy, so the receiver can stand in for one.
+  server_->Post(R"((https?://[^/]+)?/v1/batches)", [this](const httplib::Request& req, httplib::Response& res) {
     std::map<std::string, std::string> headers;
     for (const auto& [name, value] : req.headers) {
       std::string lower = name;
@@ -44,7 +46,7 @@ TestReceiver::TestReceiver(Options options) : options_(std::move(options)) {
     }
     int status = 200;
     std::string body, retry_after;
-    handle(req.body, headers, req.remote_port, status, body, retry_after);
+    handle(req.body, req.path, headers, req.remote_port, status, body, retry_after);
     res.status = status;
     if (!retry_after.empty()) res.set_header("Retry-After", retry_after);
     res.set_content(body, "application/json");
@@ -91,9 +93,11 @@ void TestReceiver::release_held() {
   release_.notify_all();
 }
 
-void TestReceiver::handle(const std::string& raw_body, const std::map<std::string, std::string>& headers,
-                          int remote_port, int& status, std::string& response_body, std::string& retry_after) {
+void TestReceiver::handle(const std::string& raw_body, const std::string& target,
+                          const std::map<std::string, std::string>& headers, int remote_port, int& status,
+                          std::string& response_body, std::string& retry_after) {
   ReceivedRequest request;
+  request.target = target;
   request.arrived_at = std::chrono::steady_clock::now();
   request.idempotency_key = header(headers, "idempotency-key");
   request.authorization = header(headers, "authorization");

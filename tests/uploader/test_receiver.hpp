@@ -40,6 +40,7 @@ struct ScriptedResponse {
 };
 
 struct ReceivedRequest {
+  std::string target;  // "/v1/batches", or the absolute URL when it came as a proxy
   std::string idempotency_key;
   std::string authorization;
   std::string content_type;
@@ -91,8 +92,8 @@ class TestReceiver {
   std::size_t concurrent_duplicates() const;
 
  private:
-  void handle(const std::string& body, const std::map<std::string, std::string>& headers, int remote_port,
-              int& status, std::string& response_body, std::string& retry_after);
+  void handle(const std::string& body, const std::string& target, const std::map<std::string, std::string>& headers,
+              int remote_port, int& status, std::string& response_body, std::string& retry_after);
 
   Options options_;
   std::unique_ptr<httplib::Server> server_;

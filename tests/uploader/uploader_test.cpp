@@ -321,6 +321,38 @@ TEST_F(UploaderTest, StopIsBoundedAndLeavesUnsentRecordsInTheSpool) {
   expect_all_acknowledged(receiver, records);
 }
 
+TEST_F(UploaderTest, StopAbortsARequestInFlightAtItsDeadline) {
+  TestReceiver receiver;
+  receiver.script({{200, "", 20s, ""}});  // would answer only after 20 s
+  const auto records = append(30);
+  auto options = fast_options(receiver.url());
+  options.request_timeout = 30s;
+  Uploader uploader(spool_, options);
+  uploader.start();
+  uploader.nudge();
+  ASSERT_TRUE(wait_until([&] { return receiver.in_flight() == 1; }, 10s));
+  const auto before = std::chrono::steady_clock::now();
+  uploader.stop(300ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 5s) << "stop must not wait for the 30 s request timeout";
+  receiver.release_held();
+  auto stats = spool_->stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->claimed, 0u) << "the aborted batch goes back to the spool at once";
+  EXPECT_EQ(uploader.counters().batches_acked, 0u);
+}
+
+TEST_F(UploaderTest, PathsUnderTheBaseUrlAreKept) {
+  TestReceiver receiver;
+  const auto records = append(10);
+  // An operator's base URL with a trailing slash: exactly one slash before v1/.
+  Uploader uploader(spool_, fast_options(receiver.url() + "/"));
+  uploader.start();
+  ASSERT_TRUE(uploader.drain(10s));
+  uploader.stop(1s);
+  ASSERT_EQ(receiver.request_count(), 1u);
+  EXPECT_EQ(receiver.requests()[0].target, "/v1/batches");
+}
+
 TEST_F(UploaderTest, AFullBatchGoesAtOnceAndAShortOneAfterTheFlushInterval) {
   TestReceiver receiver;
   auto options = fast_options(receiver.url());
