@@ -60,10 +60,13 @@ int main(int argc, char** argv) {
       {"interim", 'i', 0, G_OPTION_ARG_INT, &o.interim_ms, "Interim update interval in ms (default 60000)", "MS"},
       {"shared", 0, 0, G_OPTION_ARG_NONE, &o.shared, "Share one media pipeline between clients (default)", nullptr},
       {"no-shared", 0, G_OPTION_FLAG_REVERSE, G_OPTION_ARG_NONE, &o.shared, "One media pipeline per client", nullptr},
-      {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.pipeline, nullptr, "\"( PIPELINE )\""},
+      {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.pipeline, "Media pipeline", "\"( PIPELINE )\""},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
   };
-  GOptionContext* options = g_option_context_new("\"( PIPELINE )\" — serve a pipeline over RTSP with StreamTally sessions");
+  GOptionContext* options = g_option_context_new(nullptr);
+  g_option_context_set_summary(options,
+                               "Serves a gst-launch style media pipeline over RTSP and records a StreamTally\n"
+                               "session per client (stream, IP, User-Agent, RTSP session id, bytes).");
   g_option_context_add_main_entries(options, entries, nullptr);
   g_option_context_add_group(options, gst_init_get_option_group());
   GError* error = nullptr;
