@@ -66,6 +66,32 @@ TEST(NginxHttp, EachViewerIsOneSessionAcrossTwoWorkersWithExactBytes) {
   };
   for (auto& v : viewers) watch(nginx, v, 3);
 
+  // A viewer on one keep-alive connection (one curl, six URLs): nginx's per-request
+  // counters restart on every request of the connection.
+  Viewer keepalive{"Lavf/59.27.100", "", "tok-keepalive", "erin"};
+  {
+    std::vector<std::string> argv = {"curl", "-s", "-A", keepalive.user_agent, "-w",
+                                     "%{size_header} %{size_download} %{size_request} %{num_connects}\n"};
+    for (std::string path : {"cam.m3u8", "cam-0.ts", "cam-1.ts", "cam-2.ts", "cam-3.ts", "cam-4.ts"}) {
+      argv.push_back("-o");
+      argv.push_back("/dev/null");
+      argv.push_back(nginx.http_url("/hls/" + path + "?token=" + keepalive.token + "&user=" + keepalive.user));
+    }
+    auto r = test::run_command(argv, 20s);
+    ASSERT_EQ(r.exit_code, 0);
+    std::istringstream lines(r.out);
+    uint64_t header = 0, body = 0, request = 0, connects = 0, total_connects = 0;
+    while (lines >> header >> body >> request >> connects) {
+      keepalive.bytes_out += header + body;
+      keepalive.bytes_in += request;
+      keepalive.requests++;
+      total_connects += connects;
+    }
+    ASSERT_EQ(keepalive.requests, 6);
+    ASSERT_EQ(total_connects, 1u) << "curl was expected to reuse its connection";
+  }
+  viewers.push_back(keepalive);
+
   // Not accounted: a location without "streamtally on", and a 404 starts no session.
   ASSERT_EQ(curl_get(nginx.http_url("/plain/cam.m3u8?token=tok-plain"), "plain", "").status, 200);
   ASSERT_EQ(curl_get(nginx.http_url("/hls/missing.m3u8?token=tok-404"), "lost", "").status, 404);

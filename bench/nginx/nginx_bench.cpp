@@ -1,0 +1,247 @@
+// nginx_bench: what the StreamTally modules cost nginx.
+//
+//  1. RTMP fan-out: one publisher (a pre-encoded FLV looped with -c copy, so the
+//     publisher's own CPU stays small) and K ffmpeg players, for D seconds; the
+//     figure is the nginx worker's CPU seconds (utime + stime from /proc/<pid>/stat).
+//  2. HLS: wrk fetching a segment with a different token per request out of 1000
+//     viewers (so the shared session table really works), on 2 workers; figures are
+//     requests/s and the workers' CPU microseconds per request.
+//
+// Each workload runs without the modules (baseline) and with them, alternately, in
+// the same run; the best of the rounds of each is compared. Aims: RTMP CPU ratio
+// <= 1.02, HLS requests/s ratio >= 0.97.
+//
+//   nginx_bench [--players K] [--seconds D] [--rounds R]
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <dirent.h>
+
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+namespace st = streamtally::test;
+
+namespace {
+
+struct Settings {
+  int players = 8;
+  int seconds = 10;
+  int rounds = 2;
+};
+
+// utime + stime of a process, in seconds.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15; i++) {
+    rest >> field;
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+std::vector<pid_t> workers_of(pid_t master) {
+  std::vector<pid_t> pids;
+  DIR* proc = opendir("/proc");
+  while (dirent* e = readdir(proc)) {
+    const pid_t pid = static_cast<pid_t>(atoi(e->d_name));
+    if (pid <= 0) continue;
+    std::string stat = st::read_file("/proc/" + std::to_string(pid) + "/stat");
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    char state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == master && st::read_file("/proc/" + std::to_string(pid) + "/cmdline").rfind("nginx: worker", 0) == 0)
+      pids.push_back(pid);
+  }
+  closedir(proc);
+  return pids;
+}
+
+double workers_cpu(pid_t master) {
+  double total = 0;
+  for (pid_t p : workers_of(master)) total += cpu_seconds(p);
+  return total;
+}
+
+// One nginx instance, with or without the StreamTally modules.
+class Server {
+ public:
+  Server(bool with_module, int workers) {
+    rtmp_port_ = st::free_port();
+    http_port_ = st::free_port();
+    const std::string d = dir_.path().string();
+    std::filesystem::create_directories(d + "/hls");
+    std::filesystem::create_directories(d + "/static");
+    // segments of a typical 1 s, ~600 kbit/s HLS stream
+    std::ofstream(d + "/static/seg.ts") << std::string(75000, 'x');
+    std::string conf = "daemon off;\nuser nobody nogroup;\nworker_processes " + std::to_string(workers) +
+                       ";\npid " + d + "/nginx.pid;\nerror_log " + d + "/error.log warn;\n" +
+                       "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n";
+    std::string st_main, st_app, st_loc;
+    if (with_module) {
+      conf += std::string("load_module ") + STREAMTALLY_NGX_RTMP_MODULE + ";\nload_module " +
+              STREAMTALLY_NGX_HTTP_MODULE + ";\n";
+      st_main = "streamtally_spool " + d + "/spool.db; streamtally_interim 10s;";
+      st_app = "streamtally on;";
+      st_loc = "streamtally on; streamtally_token $arg_token;";
+    }
+    conf += "events { worker_connections 4096; }\n";
+    conf += "rtmp { " + st_main + " server { listen 127.0.0.1:" + std::to_string(rtmp_port_) +
+            "; application app { live on; " + st_app + " } } }\n";
+    conf += "http { access_log off; " + st_main + " client_body_temp_path " + d + "/body; proxy_temp_path " + d +
+            "/proxy; fastcgi_temp_path " + d + "/fcgi; uwsgi_temp_path " + d + "/uwsgi; scgi_temp_path " + d +
+            "/scgi;\n server { listen 127.0.0.1:" + std::to_string(http_port_) +
+            " reuseport; location /hls/ { alias " + d + "/static/; " + st_loc + " } } }\n";
+    std::ofstream(d + "/nginx.conf") << conf;
+    st::ChildProcess::Options o;
+    o.argv = {"/usr/sbin/nginx", "-p", d, "-c", d + "/nginx.conf"};
+    o.stderr_path = d + "/nginx.stderr";
+    master_ = std::make_unique<st::ChildProcess>(std::move(o));
+    if (!st::wait_for_port(http_port_, 10s) || !st::wait_for_port(rtmp_port_, 10s)) {
+      std::cerr << "nginx did not start: " << st::read_file(d + "/nginx.stderr") << st::read_file(d + "/error.log");
+      std::exit(1);
+    }
+    st::wait_until([&] { return static_cast<int>(workers_of(master_->pid()).size()) == workers; }, 10s);
+  }
+  ~Server() {
+    master_->signal(SIGQUIT);
+    if (!master_->wait(15s)) master_->stop();
+  }
+  pid_t master() const { return master_->pid(); }
+  int rtmp_port() const { return rtmp_port_; }
+  int http_port() const { return http_port_; }
+  std::string dir() const { return dir_.path().string(); }
+
+ private:
+  st::TempDir dir_;
+  int rtmp_port_ = 0, http_port_ = 0;
+  std::unique_ptr<st::ChildProcess> master_;
+};
+
+// RTMP fan-out: worker CPU seconds while K players watch for D seconds.
+double rtmp_round(bool with_module, const Settings& s, const std::string& flv) {
+  Server server(with_module, 1);
+  const std::string url = "rtmp://127.0.0.1:" + std::to_string(server.rtmp_port()) + "/app/bench";
+  st::ChildProcess publisher({{"ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", flv, "-c",
+                               "copy", "-f", "flv", url + "?token=pub"},
+                              {}, "", "", "", ""});
+  std::this_thread::sleep_for(1500ms);
+  std::vector<std::unique_ptr<st::ChildProcess>> players;
+  for (int i = 0; i < s.players; i++)
+    players.push_back(std::make_unique<st::ChildProcess>(st::ChildProcess::Options{
+        {"ffmpeg", "-nostdin", "-loglevel", "error", "-rtmp_flashver", "LNX 9,0,124,2", "-i",
+         url + "?token=p" + std::to_string(i), "-c", "copy", "-f", "null", "-"},
+        {}, "", "", "", ""}));
+  std::this_thread::sleep_for(1500ms);  // all players connected and streaming
+  const double before = workers_cpu(server.master());
+  std::this_thread::sleep_for(std::chrono::seconds(s.seconds));
+  const double used = workers_cpu(server.master()) - before;
+  for (auto& p : players) p->stop(2000ms);
+  publisher.stop(2000ms);
+  return used;
+}
+
+struct HlsFigures {
+  double requests_per_s = 0;
+  double cpu_us_per_request = 0;
+};
+
+HlsFigures hls_round(bool with_module, const Settings& s, const std::string& script) {
+  Server server(with_module, 2);
+  const double before = workers_cpu(server.master());
+  auto r = st::run_command({"wrk", "-t2", "-c32", "-d" + std::to_string(s.seconds) + "s", "-s", script,
+                            "http://127.0.0.1:" + std::to_string(server.http_port()) + "/hls/seg.ts"},
+                           std::chrono::seconds(s.seconds + 30));
+  const double used = workers_cpu(server.master()) - before;
+  HlsFigures f;
+  std::istringstream out(r.out);
+  for (std::string line; std::getline(out, line);) {
+    if (line.rfind("Requests/sec:", 0) == 0) f.requests_per_s = std::stod(line.substr(13));
+  }
+  const double requests = f.requests_per_s * s.seconds;
+  f.cpu_us_per_request = requests > 0 ? used / requests * 1e6 : 0;
+  if (f.requests_per_s == 0) std::cerr << "wrk failed: " << r.out << r.err << "\n";
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings s;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--players") s.players = std::atoi(argv[i + 1]);
+    if (a == "--seconds") s.seconds = std::atoi(argv[i + 1]);
+    if (a == "--rounds") s.rounds = std::atoi(argv[i + 1]);
+  }
+
+  st::TempDir work;
+  // A 2 Mbit/s H.264 + AAC source, encoded once, so publishing costs little CPU.
+  const std::string flv = work.file("source.flv");
+  auto enc = st::run_command({"ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                              "testsrc=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine=frequency=440", "-t", "10",
+                              "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "2M", "-g", "60", "-c:a", "aac",
+                              "-f", "flv", flv},
+                             120s);
+  if (enc.exit_code != 0) {
+    std::cerr << "ffmpeg could not encode the source: " << enc.err;
+    return 1;
+  }
+  const std::string script = work.file("viewers.lua");
+  std::ofstream(script) << "-- 1000 viewers, each with its own token (its own StreamTally session)\n"
+                           "request = function()\n"
+                           "  return wrk.format(\"GET\", \"/hls/seg.ts?token=viewer-\" .. math.random(1000))\n"
+                           "end\n";
+
+  std::printf("nginx_bench: RTMP 1 publisher (2 Mbit/s) -> %d players, %d s; HLS wrk 2 threads 32 conns, %d s; "
+              "%d rounds, best of each\n",
+              s.players, s.seconds, s.seconds, s.rounds);
+
+  double rtmp_base = 1e9, rtmp_mod = 1e9;
+  HlsFigures hls_base, hls_mod;
+  hls_base.cpu_us_per_request = hls_mod.cpu_us_per_request = 1e9;
+  for (int round = 0; round < s.rounds; round++) {
+    const double b = rtmp_round(false, s, flv);
+    const double m = rtmp_round(true, s, flv);
+    std::printf("  round %d RTMP worker CPU: baseline %.3f s, with StreamTally %.3f s\n", round + 1, b, m);
+    rtmp_base = std::min(rtmp_base, b);
+    rtmp_mod = std::min(rtmp_mod, m);
+    const HlsFigures hb = hls_round(false, s, script);
+    const HlsFigures hm = hls_round(true, s, script);
+    std::printf("  round %d HLS: baseline %.0f req/s (%.1f us CPU/req), with StreamTally %.0f req/s (%.1f us CPU/req)\n",
+                round + 1, hb.requests_per_s, hb.cpu_us_per_request, hm.requests_per_s, hm.cpu_us_per_request);
+    hls_base.requests_per_s = std::max(hls_base.requests_per_s, hb.requests_per_s);
+    hls_mod.requests_per_s = std::max(hls_mod.requests_per_s, hm.requests_per_s);
+    hls_base.cpu_us_per_request = std::min(hls_base.cpu_us_per_request, hb.cpu_us_per_request);
+    hls_mod.cpu_us_per_request = std::min(hls_mod.cpu_us_per_request, hm.cpu_us_per_request);
+  }
+
+  std::printf("RTMP fan-out worker CPU: baseline %.3f s, with StreamTally %.3f s, ratio %.3f (aim <= 1.02)\n",
+              rtmp_base, rtmp_mod, rtmp_mod / rtmp_base);
+  std::printf("HLS requests/s: baseline %.0f, with StreamTally %.0f, ratio %.3f (aim >= 0.97)\n",
+              hls_base.requests_per_s, hls_mod.requests_per_s, hls_mod.requests_per_s / hls_base.requests_per_s);
+  std::printf("HLS worker CPU per request: baseline %.1f us, with StreamTally %.1f us, ratio %.3f\n",
+              hls_base.cpu_us_per_request, hls_mod.cpu_us_per_request,
+              hls_mod.cpu_us_per_request / hls_base.cpu_us_per_request);
+  return 0;
+}
