@@ -18,8 +18,9 @@ constexpr std::array<std::pair<Metric, std::string_view>, 8> kMetrics{{
     {Metric::MaxCcu, "max_ccu"},
 }};
 
-constexpr std::array<std::string_view, 9> kRollupDimensions{"stream",  "server",      "host", "type",   "protocol",
-                                                            "country", "device_type", "os",   "browser"};
+constexpr std::array<std::string_view, 11> kPlainDimensions{
+    "stream", "server", "host", "type", "protocol", "country", "device_type", "os", "browser", "user_id",
+    "referer_domain"};
 
 }  // namespace
 
@@ -35,14 +36,9 @@ std::optional<Metric> parse_metric(std::string_view name) {
   return std::nullopt;
 }
 
-bool is_rollup_dimension(std::string_view name) {
-  for (std::string_view d : kRollupDimensions)
-    if (d == name) return true;
-  return false;
-}
-
 bool is_dimension(std::string_view name) {
-  if (is_rollup_dimension(name) || name == "user_id" || name == "referer_domain") return true;
+  for (std::string_view d : kPlainDimensions)
+    if (d == name) return true;
   if (!name.starts_with("tag.") || name.size() == 4 || name.size() > 4 + 64) return false;
   // Tag keys are looked up through a JSON path: keep them to a safe alphabet.
   for (char c : name.substr(4))

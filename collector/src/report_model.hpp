@@ -21,9 +21,6 @@ inline constexpr std::string_view kMetricNames =
 // Dimensions are names from SPEC: stream, server, host, type, protocol, country,
 // device_type, os, browser, user_id, referer_domain, tag.<key>.
 bool is_dimension(std::string_view);
-// Dimensions kept in the rollup tables' dimension sets (everything but user_id,
-// referer_domain and tags, whose cardinality is unbounded).
-bool is_rollup_dimension(std::string_view);
 inline constexpr std::string_view kDimensionNames =
     "stream, server, host, type, protocol, country, device_type, os, browser, user_id, referer_domain, tag.<key>";
 

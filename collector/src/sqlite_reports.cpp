@@ -11,6 +11,7 @@
 // Sessions open in [F, T) = started before T minus ended before F (prefix sums).
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -35,8 +36,8 @@ int64_t ceil_to(int64_t t, int64_t length) { return -floor_to(-t, length); }
 // Splits a minute-aligned [from, to) into the fewest minute/hour/day ranges.
 std::vector<Piece> decompose(int64_t from, int64_t to) {
   std::vector<Piece> pieces;
-  for (std::size_t level = 0; level + 1 < std::size(kRollupLevels) && from < to; ++level) {
-    const int64_t next = kRollupLevels[level + 1].bucket_ms;
+  for (std::size_t level = 0; level + 1 < kRollupLevelCount && from < to; ++level) {
+    const int64_t next = kRollupLevelMs[level + 1];
     const int64_t a = std::min(ceil_to(from, next), to);
     if (a > from) pieces.push_back({level, from, a});
     from = a;
@@ -44,24 +45,30 @@ std::vector<Piece> decompose(int64_t from, int64_t to) {
     if (b < to) pieces.push_back({level, b, to});
     to = b;
   }
-  if (from < to) pieces.push_back({std::size(kRollupLevels) - 1, from, to});
+  if (from < to) pieces.push_back({kRollupLevelCount - 1, from, to});
   return pieces;
 }
 
-bool needs_scan(const ReportQuery& q, bool timeseries) {
-  for (const auto& d : q.dimensions)
-    if (!is_rollup_dimension(d)) return true;
-  for (const auto& w : q.where)
-    if (!is_rollup_dimension(w.dimension)) return true;
+// The rollup family that holds every dimension and filter of the query and can
+// compute its metrics; none -> the session scan.
+std::optional<std::size_t> rollup_family_for(const ReportQuery& q, bool timeseries) {
   for (Metric m : q.metrics) {
-    if (m == Metric::UniqueViewers || m == Metric::MaxCcu) return true;
-    if (m == Metric::Ccu && timeseries) return true;
+    if (m == Metric::UniqueViewers || m == Metric::MaxCcu) return std::nullopt;
+    if (m == Metric::Ccu && timeseries) return std::nullopt;
   }
-  return false;
+  for (std::size_t f = 0; f < kFamilyCount; ++f) {
+    const auto& dims = kRollupFamilies[f].dimensions;
+    auto held = [&](const std::string& d) { return std::find(dims.begin(), dims.end(), d) != dims.end(); };
+    bool all = std::all_of(q.dimensions.begin(), q.dimensions.end(), held);
+    for (const auto& w : q.where) all = all && held(w.dimension);
+    if (all) return f;
+  }
+  return std::nullopt;
 }
 
 // Sums rollup counters per group (and per bucket index when bucket_ms > 0).
-Status sum_rollups(sqlite3* db, const ReportQuery& q, const std::vector<Piece>& pieces, int64_t first_bucket,
+Status sum_rollups(sqlite3* db, std::size_t family, const ReportQuery& q, const std::vector<Piece>& pieces,
+                   int64_t first_bucket,
                    int64_t bucket_ms, std::map<std::pair<GroupKey, int64_t>, Counters>& out) {
   for (const Piece& piece : pieces) {
     SqlBuilder sql;
@@ -69,8 +76,9 @@ Status sum_rollups(sqlite3* db, const ReportQuery& q, const std::vector<Piece>& 
     for (const auto& d : q.dimensions) text += rollup_dimension_sql(d) + ", ";
     text += bucket_ms > 0 ? "(r.bucket - " + sql.param(first_bucket) + ") / " + sql.param(bucket_ms) : "0";
     text += ", sum(r.starts), sum(r.views), sum(r.ends), sum(r.bytes_in), sum(r.bytes_out), sum(r.viewtime_ms) FROM ";
-    text += kRollupLevels[piece.level].table;
-    text += " AS r JOIN dimsets AS d ON d.id = r.dimset WHERE r.bucket >= " + sql.param(piece.from) +
+    text += kRollupFamilies[family].tables[piece.level];
+    text += std::string(" AS r JOIN ") + kRollupFamilies[family].dims_table +
+            " AS d ON d.id = r.dims WHERE r.bucket >= " + sql.param(piece.from) +
             " AND r.bucket < " + sql.param(piece.to);
     text += where_sql(q.where, true, sql);
     text += " GROUP BY ";
@@ -218,7 +226,8 @@ Result<std::vector<GroupTotals>> SqliteStore::events(const ReportQuery& q) {
   ReadLease lease(*this, std::move(*db));
   std::vector<GroupTotals> result;
 
-  if (needs_scan(q, false)) {
+  const auto family = rollup_family_for(q, false);
+  if (!family) {
     auto groups = run_scan(lease.get(), q, q.from, q.to - q.from, 1, max_session_ms_);
     if (!groups) return Error{groups.error()};
     for (auto& [key, g] : *groups) {
@@ -234,8 +243,8 @@ Result<std::vector<GroupTotals>> SqliteStore::events(const ReportQuery& q) {
 
   // Prefix sums before `from` (sessions still open then) and sums over the range.
   std::map<std::pair<GroupKey, int64_t>, Counters> before, within;
-  if (Status s = sum_rollups(lease.get(), q, decompose(0, q.from), 0, 0, before); !s) return Error{s.error()};
-  if (Status s = sum_rollups(lease.get(), q, decompose(q.from, q.to), 0, 0, within); !s) return Error{s.error()};
+  if (Status s = sum_rollups(lease.get(), *family, q, decompose(0, q.from), 0, 0, before); !s) return Error{s.error()};
+  if (Status s = sum_rollups(lease.get(), *family, q, decompose(q.from, q.to), 0, 0, within); !s) return Error{s.error()};
   std::map<GroupKey, std::pair<Counters, Counters>> merged;
   for (auto& [k, c] : before) merged[k.first].first += c;
   for (auto& [k, c] : within) merged[k.first].second += c;
@@ -261,7 +270,8 @@ Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
   ts.bucket_count = (floor_to(q.to - 1, q.bucket_ms) + q.bucket_ms - ts.first_bucket) / q.bucket_ms;
   const auto count = static_cast<std::size_t>(ts.bucket_count);
 
-  if (needs_scan(q, true)) {
+  const auto family = rollup_family_for(q, true);
+  if (!family) {
     auto groups = run_scan(lease.get(), q, ts.first_bucket, ts.bucket_ms, ts.bucket_count, max_session_ms_);
     if (!groups) return Error{groups.error()};
     for (auto& [key, g] : *groups) {
@@ -281,13 +291,13 @@ Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
 
   // The coarsest rollup level whose buckets tile the requested bucket length.
   std::size_t level = 0;
-  for (std::size_t l = 0; l < std::size(kRollupLevels); ++l)
-    if (q.bucket_ms % kRollupLevels[l].bucket_ms == 0) level = l;
+  for (std::size_t l = 0; l < kRollupLevelCount; ++l)
+    if (q.bucket_ms % kRollupLevelMs[l] == 0) level = l;
   const int64_t end = ts.first_bucket + ts.bucket_ms * ts.bucket_count;
   std::map<std::pair<GroupKey, int64_t>, Counters> before, within;
-  if (Status s = sum_rollups(lease.get(), q, decompose(0, ts.first_bucket), 0, 0, before); !s)
+  if (Status s = sum_rollups(lease.get(), *family, q, decompose(0, ts.first_bucket), 0, 0, before); !s)
     return Error{s.error()};
-  if (Status s = sum_rollups(lease.get(), q, {{level, ts.first_bucket, end}}, ts.first_bucket, ts.bucket_ms, within);
+  if (Status s = sum_rollups(lease.get(), *family, q, {{level, ts.first_bucket, end}}, ts.first_bucket, ts.bucket_ms, within);
       !s)
     return Error{s.error()};
   std::map<GroupKey, std::pair<Counters, std::vector<Counters>>> merged;

@@ -1,18 +1,25 @@
 // The SQLite store's schema (created on first open, idempotent).
 #pragma once
 
+#include <array>
+#include <cstddef>
+#include <iterator>
+
 namespace streamtally::collector {
 
 inline constexpr const char* kSqliteSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta VALUES ('schema_version', 1), ('max_session_ms', 0);
+INSERT OR IGNORE INTO meta VALUES ('schema_version', 2), ('max_session_ms', 0);
 
-CREATE TABLE IF NOT EXISTS dimsets(
+-- Distinct combinations of each rollup family's dimensions (see kRollupFamilies).
+CREATE TABLE IF NOT EXISTS dims_a(
   id INTEGER PRIMARY KEY,
-  stream TEXT NOT NULL, server TEXT NOT NULL, host TEXT NOT NULL, type TEXT NOT NULL,
-  protocol TEXT NOT NULL, country TEXT NOT NULL, device_type TEXT NOT NULL, os TEXT NOT NULL,
-  browser TEXT NOT NULL,
-  UNIQUE(stream, server, host, type, protocol, country, device_type, os, browser));
+  stream TEXT NOT NULL, server TEXT NOT NULL, host TEXT NOT NULL, type TEXT NOT NULL, protocol TEXT NOT NULL,
+  UNIQUE(stream, server, host, type, protocol));
+CREATE TABLE IF NOT EXISTS dims_b(
+  id INTEGER PRIMARY KEY,
+  type TEXT NOT NULL, country TEXT NOT NULL, device_type TEXT NOT NULL, os TEXT NOT NULL, browser TEXT NOT NULL,
+  UNIQUE(type, country, device_type, os, browser));
 
 -- The latest record (highest seq) of every session, plus what ingest derived.
 CREATE TABLE IF NOT EXISTS sessions(
@@ -26,11 +33,9 @@ CREATE TABLE IF NOT EXISTS sessions(
   end_t INTEGER NOT NULL,   -- max(started_at, last_t): the last instant the session was open
   bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, end_reason TEXT, tags TEXT,
   country TEXT NOT NULL, device_type TEXT NOT NULL, os TEXT NOT NULL, browser TEXT NOT NULL,
-  dimset INTEGER NOT NULL,
+  dims_a INTEGER NOT NULL, dims_b INTEGER NOT NULL,
   UNIQUE(server_id, session_id));
 CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions(started_at);
-CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user_id, started_at) WHERE user_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS sessions_by_ip ON sessions(client_ip);
 
 -- Every distinct seq of every session: byte deltas are attributed from this chain.
 CREATE TABLE IF NOT EXISTS updates(
@@ -38,32 +43,59 @@ CREATE TABLE IF NOT EXISTS updates(
   bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
   PRIMARY KEY(session, seq)) WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS rollup_m(
-  bucket INTEGER NOT NULL, dimset INTEGER NOT NULL,
+-- Additive counters per bucket (minute, hour, day) and dimension combination of a family.
+CREATE TABLE IF NOT EXISTS rollup_a_m(
+  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
   starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
   bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
-  PRIMARY KEY(bucket, dimset)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_h(
-  bucket INTEGER NOT NULL, dimset INTEGER NOT NULL,
+  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_a_h(
+  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
   starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
   bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
-  PRIMARY KEY(bucket, dimset)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_d(
-  bucket INTEGER NOT NULL, dimset INTEGER NOT NULL,
+  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_a_d(
+  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
   starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
   bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
-  PRIMARY KEY(bucket, dimset)) WITHOUT ROWID;
+  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_b_m(
+  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
+  starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
+  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
+  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_b_h(
+  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
+  starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
+  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
+  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_b_d(
+  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
+  starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
+  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
+  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS batches(
   idempotency_key TEXT PRIMARY KEY, accepted INTEGER NOT NULL, duplicates INTEGER NOT NULL,
   received_at INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 
-// The three rollup levels, finest first: table name and bucket length.
-struct RollupLevel {
-  const char* table;
-  long long bucket_ms;
+// The three rollup levels, finest first.
+inline constexpr long long kRollupLevelMs[] = {60'000, 3'600'000, 86'400'000};
+inline constexpr std::size_t kRollupLevelCount = std::size(kRollupLevelMs);
+
+// Rollup families: each keeps its own small set of dimensions, so the number of
+// combinations (and of rollup rows per bucket) stays low. A report is answered from
+// a family holding all its dimensions and filters, otherwise by the session scan.
+struct RollupFamily {
+  const char* dims_table;
+  std::array<const char*, 5> dimensions;  // also the dims table's column names
+  std::array<const char*, kRollupLevelCount> tables;
 };
-inline constexpr RollupLevel kRollupLevels[] = {{"rollup_m", 60'000}, {"rollup_h", 3'600'000}, {"rollup_d", 86'400'000}};
+inline constexpr RollupFamily kRollupFamilies[] = {
+    {"dims_a", {"stream", "server", "host", "type", "protocol"}, {"rollup_a_m", "rollup_a_h", "rollup_a_d"}},
+    {"dims_b", {"type", "country", "device_type", "os", "browser"}, {"rollup_b_m", "rollup_b_h", "rollup_b_d"}},
+};
+inline constexpr std::size_t kFamilyCount = std::size(kRollupFamilies);
 
 }  // namespace streamtally::collector

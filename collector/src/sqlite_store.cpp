@@ -1,5 +1,6 @@
 #include "sqlite_store.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <tuple>
@@ -11,34 +12,78 @@
 namespace streamtally::collector {
 namespace {
 
+// The dimension ids of a session in every rollup family.
+using FamilyIds = std::array<int64_t, kFamilyCount>;
+
 // Rollup deltas of one batch, summed in memory so a batch writes each touched
-// (level, bucket, dimset) cell once.
+// (family, level, bucket, dims) cell once. Minutes are summed first (hash map, the
+// hot path); hours and days are derived from them when the batch is written.
 class RollupDeltas {
  public:
-  void add(int64_t dimset, int64_t minute, const Counters& c) {
-    for (std::size_t level = 0; level < std::size(kRollupLevels); ++level)
-      cells_[{level, floor_to(minute, kRollupLevels[level].bucket_ms), dimset}] += c;
+  struct Cell {
+    std::size_t family;
+    int64_t bucket, dims;
+    bool operator==(const Cell&) const = default;
+  };
+  struct CellHash {
+    std::size_t operator()(const Cell& c) const {
+      return std::hash<int64_t>()(c.bucket * 1'000'003 + c.dims * 31 + static_cast<int64_t>(c.family));
+    }
+  };
+  using Cells = std::unordered_map<Cell, Counters, CellHash>;
+
+  void add(const FamilyIds& ids, int64_t minute, const Counters& c) {
+    for (std::size_t f = 0; f < kFamilyCount; ++f) minutes_[{f, minute, ids[f]}] += c;
   }
-  MinuteSink sink_for(int64_t dimset) {
-    return [this, dimset](int64_t minute, const Counters& c) { add(dimset, minute, c); };
+  MinuteSink sink_for(const FamilyIds& ids) {
+    return [this, ids](int64_t minute, const Counters& c) { add(ids, minute, c); };
   }
-  const std::map<std::tuple<std::size_t, int64_t, int64_t>, Counters>& cells() const { return cells_; }
+  // The cells of every level, [level] -> cells in key order (B-tree friendly writes).
+  std::array<std::vector<std::pair<Cell, Counters>>, kRollupLevelCount> levels() const {
+    std::array<Cells, kRollupLevelCount> sums;
+    sums[0] = minutes_;
+    for (const auto& [cell, c] : minutes_)
+      for (std::size_t level = 1; level < kRollupLevelCount; ++level)
+        sums[level][{cell.family, floor_to(cell.bucket, kRollupLevelMs[level]), cell.dims}] += c;
+    std::array<std::vector<std::pair<Cell, Counters>>, kRollupLevelCount> out;
+    for (std::size_t level = 0; level < kRollupLevelCount; ++level) {
+      out[level].assign(sums[level].begin(), sums[level].end());
+      std::sort(out[level].begin(), out[level].end(), [](const auto& a, const auto& b) {
+        return std::tie(a.first.family, a.first.bucket, a.first.dims) <
+               std::tie(b.first.family, b.first.bucket, b.first.dims);
+      });
+    }
+    return out;
+  }
 
  private:
-  std::map<std::tuple<std::size_t, int64_t, int64_t>, Counters> cells_;
+  Cells minutes_;
 };
 
 int64_t point_time(const SessionRecord& r) { return r.ended_at ? *r.ended_at : r.updated_at; }
 
-std::string dimset_key(const IngestRecord& r) {
+// A rollup dimension's value for a record.
+std::string_view dimension_value(const IngestRecord& r, std::string_view dimension) {
+  if (dimension == "stream") return r.record.stream;
+  if (dimension == "server") return r.record.server_id;
+  if (dimension == "host") return r.record.host;
+  if (dimension == "type") return to_string(r.record.type);
+  if (dimension == "protocol") return to_string(r.record.protocol);
+  if (dimension == "country") return r.country;
+  if (dimension == "device_type") return r.device_type;
+  if (dimension == "os") return r.os;
+  return r.browser;
+}
+
+// The cache key of a record's combination in a family: length-prefixed values, so
+// no value can run into the next.
+std::string family_key(const IngestRecord& r, const RollupFamily& family) {
   std::string key;
-  for (std::string_view part : {std::string_view(r.record.stream), std::string_view(r.record.server_id),
-                                std::string_view(r.record.host), to_string(r.record.type),
-                                to_string(r.record.protocol), std::string_view(r.country),
-                                std::string_view(r.device_type), std::string_view(r.os),
-                                std::string_view(r.browser)}) {
-    key.append(part);
-    key.push_back('\x1f');
+  for (const char* d : family.dimensions) {
+    const std::string_view v = dimension_value(r, d);
+    key += std::to_string(v.size());
+    key.push_back(':');
+    key.append(v);
   }
   return key;
 }
@@ -50,60 +95,80 @@ std::string tags_json(const SessionRecord& r) {
 
 }  // namespace
 
-// The writer connection, its prepared statements and the dimset id cache.
+// The writer connection, its prepared statements and the dims id caches.
 struct SqliteStore::Writer {
   DbHandle db;
-  Statement find_batch, insert_batch, find_session, insert_session, update_session, insert_update, read_chain,
-      find_dimset, insert_dimset, set_meta;
-  Statement upsert_rollup[std::size(kRollupLevels)];
-  std::unordered_map<std::string, int64_t> dimsets;
+  Statement find_batch, insert_batch, find_session, insert_session, update_session, update_session_fast,
+      insert_update, read_chain, set_meta;
+  std::array<Statement, kFamilyCount> insert_dims;
+  std::array<std::array<Statement, kRollupLevelCount>, kFamilyCount> upsert_rollup;
+  std::array<std::unordered_map<std::string, int64_t>, kFamilyCount> dims_ids;
 
   Status prepare() {
     sqlite3* d = db.get();
     find_batch = Statement(d, "SELECT accepted, duplicates FROM batches WHERE idempotency_key = ?1");
     insert_batch = Statement(d, "INSERT INTO batches VALUES (?1, ?2, ?3, ?4)");
     find_session = Statement(d,
-                             "SELECT id, seq, started_at, last_t, type, dimset, bytes_in, bytes_out "
+                             "SELECT id, seq, started_at, last_t, type, dims_a, dims_b, bytes_in, bytes_out "
                              "FROM sessions WHERE server_id = ?1 AND session_id = ?2");
     static constexpr const char* kColumns =
         "server_id, session_id, seq, state, type, protocol, stream, host, client_ip, user_agent, referer, "
         "referer_domain, user_id, token, started_at, updated_at, ended_at, last_t, end_t, bytes_in, bytes_out, "
-        "end_reason, tags, country, device_type, os, browser, dimset";
+        "end_reason, tags, country, device_type, os, browser, dims_a, dims_b";
     insert_session = Statement(d, std::string("INSERT INTO sessions (") + kColumns +
                                       ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,"
-                                      "?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)");
+                                      "?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29)");
     update_session = Statement(d, std::string("UPDATE sessions SET (") + kColumns +
                                       ") = (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,"
-                                      "?19,?20,?21,?22,?23,?24,?25,?26,?27,?28) WHERE id = ?29");
+                                      "?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29) WHERE id = ?30");
+    // The next update of an unchanged session: no indexed column is in the SET list,
+    // so SQLite leaves both indexes alone.
+    update_session_fast = Statement(
+        d, "UPDATE sessions SET seq = ?1, state = ?2, client_ip = ?3, user_agent = ?4, referer = ?5, "
+           "referer_domain = ?6, user_id = ?7, token = ?8, updated_at = ?9, ended_at = ?10, last_t = ?11, "
+           "end_t = ?12, bytes_in = ?13, bytes_out = ?14, end_reason = ?15, tags = ?16 WHERE id = ?17");
     insert_update = Statement(d, "INSERT OR IGNORE INTO updates VALUES (?1, ?2, ?3, ?4, ?5)");
     read_chain = Statement(d, "SELECT seq, t, bytes_in, bytes_out FROM updates WHERE session = ?1 ORDER BY seq");
-    find_dimset = Statement(d,
-                            "SELECT id, stream, server, host, type, protocol, country, device_type, os, browser "
-                            "FROM dimsets");
-    insert_dimset = Statement(d, "INSERT INTO dimsets VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     set_meta = Statement(d, "UPDATE meta SET value = ?2 WHERE key = ?1");
-    for (std::size_t i = 0; i < std::size(kRollupLevels); ++i)
-      upsert_rollup[i] = Statement(
-          d, std::string("INSERT INTO ") + kRollupLevels[i].table +
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(bucket, dimset) DO UPDATE SET "
-                 "starts = starts + excluded.starts, views = views + excluded.views, ends = ends + excluded.ends, "
-                 "bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, "
-                 "viewtime_ms = viewtime_ms + excluded.viewtime_ms");
-    for (Statement* s : {&find_batch, &insert_batch, &find_session, &insert_session, &update_session, &insert_update,
-                         &read_chain, &find_dimset, &insert_dimset, &set_meta, &upsert_rollup[0], &upsert_rollup[1],
-                         &upsert_rollup[2]})
-      if (!s->valid()) return Error{s->error()};
-    // Load the dimset cache.
-    while (find_dimset.step()) {
-      std::string key;
-      for (int col = 1; col <= 9; ++col) {
-        key += find_dimset.text(col);
-        key.push_back('\x1f');
+    std::vector<Statement*> all{&find_batch,     &insert_batch,        &find_session,
+                                &insert_session, &update_session,      &update_session_fast,
+                                &insert_update,  &read_chain,          &set_meta};
+    for (std::size_t f = 0; f < kFamilyCount; ++f) {
+      const RollupFamily& family = kRollupFamilies[f];
+      std::string columns, params;
+      for (std::size_t i = 0; i < family.dimensions.size(); ++i) {
+        columns += std::string(i ? ", " : "") + family.dimensions[i];
+        params += (i ? ", ?" : "?") + std::to_string(i + 1);
       }
-      dimsets.emplace(std::move(key), find_dimset.int64(0));
+      insert_dims[f] = Statement(d, std::string("INSERT INTO ") + family.dims_table + " (" + columns +
+                                        ") VALUES (" + params + ")");
+      all.push_back(&insert_dims[f]);
+      for (std::size_t level = 0; level < kRollupLevelCount; ++level) {
+        upsert_rollup[f][level] = Statement(
+            d, std::string("INSERT INTO ") + family.tables[level] +
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(bucket, dims) DO UPDATE SET "
+                   "starts = starts + excluded.starts, views = views + excluded.views, ends = ends + excluded.ends, "
+                   "bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, "
+                   "viewtime_ms = viewtime_ms + excluded.viewtime_ms");
+        all.push_back(&upsert_rollup[f][level]);
+      }
+      // Load the id cache of this family.
+      Statement existing(d, std::string("SELECT id, ") + columns + " FROM " + family.dims_table);
+      if (!existing.valid()) return Error{existing.error()};
+      while (existing.step()) {
+        std::string key;
+        for (int col = 1; col <= static_cast<int>(family.dimensions.size()); ++col) {
+          const std::string v = existing.text(col);
+          key += std::to_string(v.size());
+          key.push_back(':');
+          key += v;
+        }
+        dims_ids[f].emplace(std::move(key), existing.int64(0));
+      }
+      if (existing.failed()) return Error{existing.error()};
     }
-    if (find_dimset.failed()) return Error{find_dimset.error()};
-    find_dimset.reset();
+    for (Statement* s : all)
+      if (!s->valid()) return Error{s->error()};
     return Status::Ok();
   }
 };
@@ -151,8 +216,8 @@ void SqliteStore::release_reader(DbHandle db) {
 
 namespace {
 
-// Binds the 28 session columns of a record (the order of kColumns above).
-void bind_session(Statement& s, const IngestRecord& in, int64_t dimset) {
+// Binds the 29 session columns of a record (the order of kColumns above).
+void bind_session(Statement& s, const IngestRecord& in, const FamilyIds& ids) {
   const SessionRecord& r = in.record;
   const int64_t last_t = point_time(r);
   s.bind(1, r.server_id).bind(2, r.session_id).bind(3, r.seq).bind(4, to_string(r.state)).bind(5, to_string(r.type));
@@ -168,7 +233,7 @@ void bind_session(Statement& s, const IngestRecord& in, int64_t dimset) {
     s.bind_null(23);
   else
     s.bind(23, tags_json(r));
-  s.bind(24, in.country).bind(25, in.device_type).bind(26, in.os).bind(27, in.browser).bind(28, dimset);
+  s.bind(24, in.country).bind(25, in.device_type).bind(26, in.os).bind(27, in.browser).bind(28, ids[0]).bind(29, ids[1]);
 }
 
 }  // namespace
@@ -178,15 +243,18 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
   Writer& w = *writer_;
   sqlite3* db = w.db.get();
   if (Status s = exec_sql(db, "BEGIN IMMEDIATE"); !s) return Error{"store busy: " + s.error()};
-  std::vector<std::string> new_dimset_keys;
+  std::vector<std::pair<std::size_t, std::string>> new_dims_keys;
   int64_t max_session_ms = max_session_ms_;
 
   auto fail = [&](const std::string& message) -> Result<IngestOutcome> {
     (void)exec_sql(db, "ROLLBACK");
-    for (const auto& key : new_dimset_keys) w.dimsets.erase(key);
+    for (const auto& [family, key] : new_dims_keys) w.dims_ids[family].erase(key);
     for (Statement* s : {&w.find_batch, &w.insert_batch, &w.find_session, &w.insert_session, &w.update_session,
-                         &w.insert_update, &w.read_chain, &w.insert_dimset, &w.set_meta})
+                         &w.update_session_fast, &w.insert_update, &w.read_chain, &w.set_meta})
       s->reset();
+    for (auto& s : w.insert_dims) s.reset();
+    for (auto& levels : w.upsert_rollup)
+      for (auto& s : levels) s.reset();
     return Error{"store: " + message};
   };
 
@@ -204,20 +272,26 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
     w.find_batch.reset();
   }
 
-  auto dimset_of = [&](const IngestRecord& r) -> Result<int64_t> {
-    std::string key = dimset_key(r);
-    if (auto it = w.dimsets.find(key); it != w.dimsets.end()) return it->second;
-    Statement& s = w.insert_dimset;
-    s.bind(1, r.record.stream).bind(2, r.record.server_id).bind(3, r.record.host).bind(4, to_string(r.record.type));
-    s.bind(5, to_string(r.record.protocol)).bind(6, r.country).bind(7, r.device_type).bind(8, r.os);
-    s.bind(9, r.browser);
-    Status st = s.run();
-    s.reset();
-    if (!st) return Error{st.error()};
-    const int64_t id = sqlite3_last_insert_rowid(db);
-    w.dimsets.emplace(key, id);
-    new_dimset_keys.push_back(std::move(key));
-    return id;
+  auto ids_of = [&](const IngestRecord& r) -> Result<FamilyIds> {
+    FamilyIds ids{};
+    for (std::size_t f = 0; f < kFamilyCount; ++f) {
+      const RollupFamily& family = kRollupFamilies[f];
+      std::string key = family_key(r, family);
+      if (auto it = w.dims_ids[f].find(key); it != w.dims_ids[f].end()) {
+        ids[f] = it->second;
+        continue;
+      }
+      Statement& s = w.insert_dims[f];
+      for (std::size_t i = 0; i < family.dimensions.size(); ++i)
+        s.bind(static_cast<int>(i + 1), dimension_value(r, family.dimensions[i]));
+      Status st = s.run();
+      s.reset();
+      if (!st) return Error{st.error()};
+      ids[f] = sqlite3_last_insert_rowid(db);
+      w.dims_ids[f].emplace(key, ids[f]);
+      new_dims_keys.emplace_back(f, std::move(key));
+    }
+    return ids;
   };
   auto read_chain = [&](int64_t session) -> Result<std::vector<UpdatePoint>> {
     std::vector<UpdatePoint> chain;
@@ -235,8 +309,8 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
   for (const IngestRecord& in : batch.records) {
     const SessionRecord& r = in.record;
     const UpdatePoint point{r.seq, point_time(r), static_cast<int64_t>(r.bytes_in), static_cast<int64_t>(r.bytes_out)};
-    auto dimset = dimset_of(in);
-    if (!dimset) return fail(dimset.error());
+    auto ids = ids_of(in);
+    if (!ids) return fail(ids.error());
     max_session_ms = std::max(max_session_ms, std::max(r.started_at, point.t) - r.started_at);
 
     w.find_session.bind(1, r.server_id).bind(2, r.session_id);
@@ -244,7 +318,7 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
     if (w.find_session.failed()) return fail(w.find_session.error());
     if (!exists) {
       w.find_session.reset();
-      bind_session(w.insert_session, in, *dimset);
+      bind_session(w.insert_session, in, *ids);
       Status st = w.insert_session.run();
       w.insert_session.reset();
       if (!st) return fail(st.error());
@@ -253,15 +327,15 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
       st = w.insert_update.run();
       w.insert_update.reset();
       if (!st) return fail(st.error());
-      attribute_session({r.started_at, r.type == SessionType::Play, {point}}, +1, deltas.sink_for(*dimset));
+      attribute_session({r.started_at, r.type == SessionType::Play, {point}}, +1, deltas.sink_for(*ids));
       ++outcome.accepted;
       continue;
     }
     const int64_t id = w.find_session.int64(0), stored_seq = w.find_session.int64(1);
     const int64_t stored_started = w.find_session.int64(2), stored_last_t = w.find_session.int64(3);
     const bool stored_play = w.find_session.text(4) == "play";
-    const int64_t stored_dimset = w.find_session.int64(5);
-    const int64_t stored_in = w.find_session.int64(6), stored_out = w.find_session.int64(7);
+    const FamilyIds stored_ids{w.find_session.int64(5), w.find_session.int64(6)};
+    const int64_t stored_in = w.find_session.int64(7), stored_out = w.find_session.int64(8);
     w.find_session.reset();
 
     w.insert_update.bind(1, id).bind(2, point.seq).bind(3, point.t).bind(4, point.bytes_in).bind(5, point.bytes_out);
@@ -275,16 +349,30 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
     ++outcome.accepted;
     const bool newest = r.seq > stored_seq;
     const bool play = r.type == SessionType::Play;
-    if (newest && *dimset == stored_dimset && r.started_at == stored_started && play == stored_play) {
+    if (newest && *ids == stored_ids && r.started_at == stored_started && play == stored_play) {
       // The common case: the next update of a session. Attribute the new interval
       // and move the session's end; nothing else changes.
       attribute_interval(stored_last_t, point.t, point.bytes_in - stored_in, point.bytes_out - stored_out, +1,
-                         deltas.sink_for(*dimset));
+                         deltas.sink_for(*ids));
       Counters end;
       end.ends = -1;
-      deltas.add(*dimset, floor_to(std::max(stored_started, stored_last_t), kMinuteMs), end);
+      deltas.add(*ids, floor_to(std::max(stored_started, stored_last_t), kMinuteMs), end);
       end.ends = 1;
-      deltas.add(*dimset, floor_to(std::max(r.started_at, point.t), kMinuteMs), end);
+      deltas.add(*ids, floor_to(std::max(r.started_at, point.t), kMinuteMs), end);
+      Statement& u = w.update_session_fast;
+      u.bind(1, r.seq).bind(2, to_string(r.state)).bind(3, r.client_ip).bind(4, r.user_agent).bind(5, r.referer);
+      u.bind(6, in.referer_domain).bind(7, r.user_id).bind(8, r.token).bind(9, r.updated_at).bind(10, r.ended_at);
+      u.bind(11, point.t).bind(12, std::max(r.started_at, point.t)).bind(13, point.bytes_in);
+      u.bind(14, point.bytes_out);
+      if (r.end_reason == EndReason::None) u.bind_null(15);
+      else u.bind(15, to_string(r.end_reason));
+      if (r.tags.empty()) u.bind_null(16);
+      else u.bind(16, tags_json(r));
+      u.bind(17, id);
+      st = u.run();
+      u.reset();
+      if (!st) return fail(st.error());
+      continue;
     } else {
       // A late (lower seq) update or a changed session: replace the session's whole
       // contribution, computed from the chain before and after.
@@ -295,27 +383,29 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
       before.started_at = stored_started;
       before.play = stored_play;
       std::erase_if(before.chain, [&](const UpdatePoint& p) { return p.seq == point.seq; });
-      attribute_session(before, -1, deltas.sink_for(stored_dimset));
-      attribute_session(after, +1, deltas.sink_for(newest ? *dimset : stored_dimset));
+      attribute_session(before, -1, deltas.sink_for(stored_ids));
+      attribute_session(after, +1, deltas.sink_for(newest ? *ids : stored_ids));
     }
     if (newest) {
-      bind_session(w.update_session, in, *dimset);
-      w.update_session.bind(29, id);
+      bind_session(w.update_session, in, *ids);
+      w.update_session.bind(30, id);
       st = w.update_session.run();
       w.update_session.reset();
       if (!st) return fail(st.error());
     }
   }
 
-  for (const auto& [cell, c] : deltas.cells()) {
-    if (c.zero()) continue;
-    const auto& [level, bucket, dimset] = cell;
-    Statement& s = w.upsert_rollup[level];
-    s.bind(1, bucket).bind(2, dimset).bind(3, c.starts).bind(4, c.views).bind(5, c.ends).bind(6, c.bytes_in);
-    s.bind(7, c.bytes_out).bind(8, c.viewtime_ms);
-    Status st = s.run();
-    s.reset();
-    if (!st) return fail(st.error());
+  const auto levels = deltas.levels();
+  for (std::size_t level = 0; level < kRollupLevelCount; ++level) {
+    for (const auto& [cell, c] : levels[level]) {
+      if (c.zero()) continue;
+      Statement& s = w.upsert_rollup[cell.family][level];
+      s.bind(1, cell.bucket).bind(2, cell.dims).bind(3, c.starts).bind(4, c.views).bind(5, c.ends).bind(6, c.bytes_in);
+      s.bind(7, c.bytes_out).bind(8, c.viewtime_ms);
+      Status st = s.run();
+      s.reset();
+      if (!st) return fail(st.error());
+    }
   }
   if (max_session_ms > max_session_ms_) {
     w.set_meta.bind(1, std::string_view("max_session_ms")).bind(2, max_session_ms);

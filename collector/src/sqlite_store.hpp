@@ -2,9 +2,9 @@
 //
 // Tables (see sqlite_schema.cpp): sessions (latest record per session), updates
 // (every distinct seq of every session: the chain bytes are attributed from),
-// dimsets (distinct combinations of the low-cardinality dimensions), rollup_m /
-// rollup_h / rollup_d (additive counters per minute / hour / day and dimset, kept
-// in the ingest transaction), batches (Idempotency-Keys), meta.
+// dims_a / dims_b (distinct combinations of each rollup family's dimensions),
+// rollup_<family>_m / _h / _d (additive counters per minute / hour / day and
+// combination, kept in the ingest transaction), batches (Idempotency-Keys), meta.
 //
 // One writer connection behind a mutex does every ingest, one transaction per
 // batch; queries use a pool of read-only connections, so they run while a batch

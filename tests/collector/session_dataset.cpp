@@ -33,7 +33,7 @@ constexpr std::array<Player, 8> kPlayers{{
     {"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 "
      "Safari/537.36 Edg/119.0.2151.72",
      "desktop", "Windows", "Edge"},
-    {"FMLE/3.0 (compatible; FMSc/1.0)", "unknown", "unknown", "FMLE"},
+    {"Wirecast/FM 1.0 (compatible; FMSc/1.0)", "unknown", "unknown", "Wirecast"},
     {"GStreamer/1.22.0", "unknown", "unknown", "GStreamer"},
 }};
 
