@@ -287,3 +287,39 @@ TEST(StreamtallyElement, AnUnusableSpoolWarnsAndStillPassesData) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(StreamtallyElement, ADownstreamErrorEndsTheSessionWithError) {
+  streamtally::gsttest::register_plugin();
+  streamtally::test::TempDir dir;
+  const std::string spool = dir.file("spool.db");
+  // identity error-after=10 fails the 10th buffer: 10 buffers passed our element.
+  GstElement* pipeline = gst_parse_launch(
+      ("fakesrc num-buffers=100 sizetype=fixed sizemax=500 ! streamtally spool=" + spool +
+       " ! identity error-after=10 ! fakesink").c_str(),
+      nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* error = pop_message(bus, GST_MESSAGE_ERROR, 10s);
+  ASSERT_NE(error, nullptr);
+  gst_message_unref(error);
+  // READY first: a pipeline flushes its bus when it reaches NULL.
+  ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  GstMessage* msg = pop_session_message(bus, 5s);
+  ASSERT_NE(msg, nullptr);
+  EXPECT_STREQ(gst_structure_get_string(gst_message_get_structure(msg), "end-reason"), "error");
+  gst_message_unref(msg);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+
+  auto latest = latest_by_session(spool_records(spool));
+  ASSERT_EQ(latest.size(), 1u);
+  const SessionRecord& r = latest.begin()->second;
+  EXPECT_EQ(r.end_reason, streamtally::EndReason::Error);
+  EXPECT_EQ(r.bytes_out, 10u * 500u);
+}
+
+}  // namespace
