@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
       {"address", 'a', 0, G_OPTION_ARG_STRING, &o.address, "Address to listen on (default 127.0.0.1)", "ADDR"},
       {"port", 'p', 0, G_OPTION_ARG_INT, &o.port, "Port to listen on (default 8554, 0: any free port)", "PORT"},
       {"mount", 'm', 0, G_OPTION_ARG_STRING, &o.mount, "Mount point (default /test)", "PATH"},
-      {"spool", 's', 0, G_OPTION_ARG_FILENAME, &o.spool, "StreamTally spool file (required)", "FILE"},
+      {"spool", 's', 0, G_OPTION_ARG_FILENAME, &o.spool,
+       "StreamTally spool file (default $STREAMTALLY_SPOOL, else ./streamtally-spool.db)", "FILE"},
       {"collector", 'c', 0, G_OPTION_ARG_STRING, &o.collector, "Collector base URL", "URL"},
       {"collector-token", 't', 0, G_OPTION_ARG_STRING, &o.collector_token, "Collector ingest token", "TOKEN"},
       {"server-id", 0, 0, G_OPTION_ARG_STRING, &o.server_id, "Server id in the records", "ID"},
@@ -77,9 +78,13 @@ int main(int argc, char** argv) {
     g_error_free(error);
     return 2;
   }
-  if (!o.spool || !o.pipeline || !o.pipeline[0]) {
-    std::fprintf(stderr, "streamtally-rtsp-server: --spool FILE and a \"( PIPELINE )\" are required (see --help)\n");
+  if (!o.pipeline || !o.pipeline[0]) {
+    std::fprintf(stderr, "streamtally-rtsp-server: a \"( PIPELINE )\" is required (see --help)\n");
     return 2;
+  }
+  if (!o.spool) {
+    const char* from_env = g_getenv("STREAMTALLY_SPOOL");
+    o.spool = g_strdup(from_env && *from_env ? from_env : "streamtally-spool.db");
   }
   std::string launch;
   for (gchar** part = o.pipeline; *part; ++part) launch += std::string(launch.empty() ? "" : " ") + *part;
@@ -119,8 +124,8 @@ int main(int argc, char** argv) {
   }
   g_unix_signal_add(SIGINT, quit_loop, loop);
   g_unix_signal_add(SIGTERM, quit_loop, loop);
-  std::printf("listening on rtsp://%s:%d%s\n", address.c_str(), gst_rtsp_server_get_bound_port(server),
-              mount.c_str());
+  std::printf("listening on rtsp://%s:%d%s (spool %s)\n", address.c_str(),
+              gst_rtsp_server_get_bound_port(server), mount.c_str(), o.spool);
   std::fflush(stdout);
   g_main_loop_run(loop);
 
