@@ -35,7 +35,7 @@ namespace {
 constexpr const char* kAttachmentKey = "streamtally-rtsp-attachment";
 constexpr const char* kCounterKey = "streamtally-rtsp-counter";
 constexpr uint64_t kInterleavedFrameBytes = 4;  // '$', channel, 16-bit length
-constexpr uint64_t kDetachFlushMs = 3000;
+constexpr uint64_t kDetachFlushMs = 1000;
 
 struct GstObjectUnref {
   void operator()(gpointer p) const noexcept {

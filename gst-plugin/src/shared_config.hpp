@@ -46,14 +46,15 @@ class ContextRef {
   // Acquires the process-wide context for this configuration. On failure returns a
   // streamtally_status_t (< 0) and stays empty.
   int acquire(const SharedConfig& config);
-  // Drops our reference; the last one closes leftover sessions ("server") and
-  // flushes for at most kReleaseFlushMs, so records of a short gst-launch run are
-  // uploaded before the process exits.
+  // Drops our reference: closes the sessions opened through it ("server") and
+  // flushes for at most kReleaseFlushMs (libstreamtally flushes on every release),
+  // so records of a short gst-launch run are uploaded before the process exits. Kept
+  // short: waiting longer for an unreachable collector only delays the state change.
   void release();
   streamtally_ctx_t* get() const { return ctx_; }
   explicit operator bool() const { return ctx_ != nullptr; }
 
-  static constexpr uint64_t kReleaseFlushMs = 3000;
+  static constexpr uint64_t kReleaseFlushMs = 1000;
 
  private:
   streamtally_ctx_t* ctx_ = nullptr;
