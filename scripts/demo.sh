@@ -170,7 +170,7 @@ GST_PLUGIN_PATH="$gst_plugins" gst-launch-1.0 -q -e \
   videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=25/1 ! \
   x264enc tune=zerolatency speed-preset=ultrafast ! mpegtsmux ! \
   streamtallyhttpsink address=127.0.0.1 port="$gst_port" stream=gst/testcard \
-  spool="$work/gst-spool.db" collector="$collector" collector-token="$ingest_token" interim=5 \
+  spool="$work/gst-spool.db" collector="$collector" collector-token="$ingest_token" interim=5000 \
   >"$work/gst.log" 2>&1 &
 gst=$!
 pids+=($gst)
