@@ -66,36 +66,60 @@ std::optional<std::size_t> rollup_family_for(const ReportQuery& q, bool timeseri
   return std::nullopt;
 }
 
+// The combinations of a family a query selects: dims id -> its group key. Read
+// from the family's small dims table; the where filter is applied here, once per
+// combination, so the rollup rows are read without a join.
+Result<std::unordered_map<int64_t, GroupKey>> selected_combinations(sqlite3* db, std::size_t family,
+                                                                    const ReportQuery& q) {
+  const RollupFamily& f = kRollupFamilies[family];
+  std::string columns;
+  for (std::size_t i = 0; i < f.dimensions.size(); ++i) columns += std::string(", ") + f.dimensions[i];
+  Statement st(db, std::string("SELECT id") + columns + " FROM " + f.dims_table);
+  if (!st.valid()) return Error{st.error()};
+  auto column_of = [&](const std::string& d) {
+    return static_cast<int>(std::find(f.dimensions.begin(), f.dimensions.end(), d) - f.dimensions.begin()) + 1;
+  };
+  std::unordered_map<int64_t, GroupKey> selected;
+  while (st.step()) {
+    bool keep = true;
+    for (const WhereClause& w : q.where) {
+      const std::string v = st.text(column_of(w.dimension));
+      keep = keep && std::find(w.values.begin(), w.values.end(), v) != w.values.end();
+    }
+    if (!keep) continue;
+    GroupKey key;
+    for (const auto& d : q.dimensions) key.push_back(st.text(column_of(d)));
+    selected.emplace(st.int64(0), std::move(key));
+  }
+  if (st.failed()) return Error{st.error()};
+  return selected;
+}
+
 // Sums rollup counters per group (and per bucket index when bucket_ms > 0).
 Status sum_rollups(sqlite3* db, std::size_t family, const ReportQuery& q, const std::vector<Piece>& pieces,
-                   int64_t first_bucket,
-                   int64_t bucket_ms, std::map<std::pair<GroupKey, int64_t>, Counters>& out) {
+                   int64_t first_bucket, int64_t bucket_ms, std::map<std::pair<GroupKey, int64_t>, Counters>& out) {
+  auto selected = selected_combinations(db, family, q);
+  if (!selected) return Error{selected.error()};
+  // Summed per (combination, bucket index) in a hash map, then folded into groups.
+  std::unordered_map<int64_t, std::unordered_map<int64_t, Counters>> sums;  // dims id -> index -> counters
   for (const Piece& piece : pieces) {
-    SqlBuilder sql;
-    std::string text = "SELECT ";
-    for (const auto& d : q.dimensions) text += rollup_dimension_sql(d) + ", ";
-    text += bucket_ms > 0 ? "(r.bucket - " + sql.param(first_bucket) + ") / " + sql.param(bucket_ms) : "0";
-    text += ", sum(r.starts), sum(r.views), sum(r.ends), sum(r.bytes_in), sum(r.bytes_out), sum(r.viewtime_ms) FROM ";
-    text += kRollupFamilies[family].tables[piece.level];
-    text += std::string(" AS r JOIN ") + kRollupFamilies[family].dims_table +
-            " AS d ON d.id = r.dims WHERE r.bucket >= " + sql.param(piece.from) +
-            " AND r.bucket < " + sql.param(piece.to);
-    text += where_sql(q.where, true, sql);
-    text += " GROUP BY ";
-    for (std::size_t i = 0; i <= q.dimensions.size(); ++i) text += (i ? ", " : "") + std::to_string(i + 1);
-    Statement st(db, text);
+    Statement st(db, std::string("SELECT bucket, dims, starts, views, ends, bytes_in, bytes_out, viewtime_ms FROM ") +
+                         kRollupFamilies[family].tables[piece.level] + " WHERE bucket >= ?1 AND bucket < ?2");
     if (!st.valid()) return Error{st.error()};
-    sql.bind_all(st);
-    const int n = static_cast<int>(q.dimensions.size());
+    st.bind(1, piece.from).bind(2, piece.to);
     while (st.step()) {
-      GroupKey key;
-      for (int i = 0; i < n; ++i) key.push_back(st.text(i));
-      Counters c;
-      c.starts = st.int64(n + 1), c.views = st.int64(n + 2), c.ends = st.int64(n + 3);
-      c.bytes_in = st.int64(n + 4), c.bytes_out = st.int64(n + 5), c.viewtime_ms = st.int64(n + 6);
-      out[{std::move(key), st.int64(n)}] += c;
+      const int64_t dims = st.int64(1);
+      if (!selected->count(dims)) continue;
+      const int64_t index = bucket_ms > 0 ? (st.int64(0) - first_bucket) / bucket_ms : 0;
+      Counters& c = sums[dims][index];
+      c.starts += st.int64(2), c.views += st.int64(3), c.ends += st.int64(4);
+      c.bytes_in += st.int64(5), c.bytes_out += st.int64(6), c.viewtime_ms += st.int64(7);
     }
     if (st.failed()) return Error{st.error()};
+  }
+  for (const auto& [dims, by_index] : sums) {
+    const GroupKey& key = selected->at(dims);
+    for (const auto& [index, c] : by_index) out[{key, index}] += c;
   }
   return Status::Ok();
 }
@@ -118,10 +142,13 @@ struct ScannedSession {
   GroupKey key;
 };
 
+// Reads only the columns the metrics need: started_at, end_t and type come from the
+// covering index sessions_by_start; the row itself only for viewers, chains, dimensions.
 Status scan_sessions(sqlite3* db, const ReportQuery& q, int64_t from, int64_t to, int64_t max_session_ms,
-                     const std::function<void(ScannedSession&&)>& visit) {
+                     bool need_viewers, const std::function<void(ScannedSession&&)>& visit) {
   SqlBuilder sql;
-  std::string text = "SELECT s.id, s.started_at, s.end_t, s.type, s.client_ip, s.user_agent";
+  std::string text = std::string("SELECT s.id, s.started_at, s.end_t, s.type, ") +
+                     (need_viewers ? "s.client_ip, s.user_agent" : "'', ''");
   for (const auto& d : q.dimensions) text += ", " + session_dimension_sql(d, sql);
   text += " FROM sessions AS s WHERE s.started_at >= " + sql.param(from - max_session_ms) +
           " AND s.started_at < " + sql.param(to) + " AND s.end_t >= " + sql.param(from);
@@ -169,7 +196,7 @@ Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q
   std::map<GroupKey, ScanGroup> groups;
   std::string chain_error;
   auto bucket_of = [&](int64_t t) { return (floor_to(t, length) - first) / length; };
-  Status st = scan_sessions(db, q, first, range_end, max_session_ms, [&](ScannedSession&& s) {
+  Status st = scan_sessions(db, q, first, range_end, max_session_ms, need_viewers, [&](ScannedSession&& s) {
     auto [it, inserted] = groups.try_emplace(s.key);
     ScanGroup& g = it->second;
     if (inserted) {
