@@ -57,7 +57,9 @@ typedef struct {
     uint64_t                       bytes_in;      /* totals at the last sweep */
     uint64_t                       bytes_out;
     streamtally_session_t         *session;
+    int64_t                        last_seen_ms;  /* at the last sweep */
     streamtally_end_reason_t       end_reason;    /* once it is closing */
+    int64_t                        ended_at_ms;   /* once it is closing; 0: now */
 } ngx_http_streamtally_owned_t;
 
 
@@ -704,6 +706,7 @@ ngx_http_streamtally_open(ngx_http_request_t *r,
     owned->serial = serial;
     owned->bytes_in = hit->bytes_in;
     owned->bytes_out = hit->bytes_out;
+    owned->last_seen_ms = hit->now_ms;
     owned->session = session;
     ngx_queue_insert_tail(&ngx_http_streamtally_owned, &owned->queue);
 
@@ -895,7 +898,7 @@ ngx_http_streamtally_sweep_handler(ngx_event_t *ev)
 static void
 ngx_http_streamtally_sweep(ngx_flag_t closing_all)
 {
-    int64_t                          now;
+    int64_t                          now, ended_at;
     ngx_queue_t                      done, *q, *next;
     ngx_http_streamtally_zone_t     *zone;
     ngx_http_streamtally_entry_t    *e;
@@ -922,21 +925,27 @@ ngx_http_streamtally_sweep(ngx_flag_t closing_all)
                                                   owned->serial);
         if (e == NULL) {
             /* evicted: the final totals wait in the ring (or, if the ring
-             * overflowed, the last sweep's totals are the best we have) */
+             * overflowed, the last sweep's totals are the best we have);
+             * the session ended with its last request */
             (void) ngx_http_streamtally_zone_take_evicted_locked(zone,
                        ngx_pid, owned->serial, &owned->bytes_in,
-                       &owned->bytes_out);
+                       &owned->bytes_out, &owned->last_seen_ms);
             reason = STREAMTALLY_END_SERVER;
+            ended_at = owned->last_seen_ms;
 
         } else {
             owned->bytes_in = e->bytes_in;
             owned->bytes_out = e->bytes_out;
+            owned->last_seen_ms = e->last_seen_ms;
 
             if (closing_all) {
                 reason = STREAMTALLY_END_SERVER;
+                ended_at = 0;
 
             } else if (now - e->last_seen_ms >= (int64_t) e->timeout) {
+                /* over at its last request, noticed only now */
                 reason = STREAMTALLY_END_TIMEOUT;
+                ended_at = e->last_seen_ms;
 
             } else {
                 continue;
@@ -947,6 +956,7 @@ ngx_http_streamtally_sweep(ngx_flag_t closing_all)
 
         /* the library calls happen after the zone is unlocked */
         owned->end_reason = reason;
+        owned->ended_at_ms = ended_at;
         ngx_queue_remove(q);
         ngx_queue_insert_tail(&done, q);
     }
@@ -969,7 +979,8 @@ ngx_http_streamtally_sweep(ngx_flag_t closing_all)
 
         streamtally_session_set_bytes(owned->session, owned->bytes_in,
                                       owned->bytes_out);
-        (void) streamtally_session_close(owned->session, owned->end_reason);
+        (void) streamtally_session_close_at(owned->session, owned->end_reason,
+                                            owned->ended_at_ms);
         streamtally_session_free(owned->session);
         ngx_free(owned);
     }

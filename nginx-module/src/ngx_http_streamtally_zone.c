@@ -159,7 +159,7 @@ ngx_http_streamtally_zone_delete_locked(ngx_http_streamtally_zone_t *zone,
 ngx_int_t
 ngx_http_streamtally_zone_take_evicted_locked(
     ngx_http_streamtally_zone_t *zone, ngx_pid_t owner, uint64_t serial,
-    uint64_t *bytes_in, uint64_t *bytes_out)
+    uint64_t *bytes_in, uint64_t *bytes_out, int64_t *last_seen_ms)
 {
     ngx_uint_t                       i;
     ngx_http_streamtally_shctx_t    *sh;
@@ -170,6 +170,7 @@ ngx_http_streamtally_zone_take_evicted_locked(
         if (sh->evicted[i].owner == owner && sh->evicted[i].serial == serial) {
             *bytes_in = sh->evicted[i].bytes_in;
             *bytes_out = sh->evicted[i].bytes_out;
+            *last_seen_ms = sh->evicted[i].last_seen_ms;
             sh->evicted[i] = sh->evicted[--sh->nevicted];
             return NGX_OK;
         }
@@ -357,6 +358,7 @@ ngx_http_streamtally_evict_locked(ngx_http_streamtally_zone_t *zone,
     ev = &sh->evicted[sh->nevicted++];
     ev->owner = e->owner;
     ev->serial = e->serial;
+    ev->last_seen_ms = e->last_seen_ms;
     ev->bytes_in = e->bytes_in;
     ev->bytes_out = e->bytes_out;
 

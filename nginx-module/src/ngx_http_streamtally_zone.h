@@ -43,6 +43,7 @@ typedef struct {
 typedef struct {
     ngx_pid_t                  owner;
     uint64_t                   serial;
+    int64_t                    last_seen_ms;
     uint64_t                   bytes_in;
     uint64_t                   bytes_out;
 } ngx_http_streamtally_evicted_t;
@@ -100,10 +101,11 @@ ngx_http_streamtally_entry_t *ngx_http_streamtally_zone_find_locked(
     ngx_http_streamtally_zone_t *zone, u_char md5[16], uint64_t serial);
 void ngx_http_streamtally_zone_delete_locked(
     ngx_http_streamtally_zone_t *zone, ngx_http_streamtally_entry_t *e);
-/* Final totals of an evicted entry of `owner`; NGX_DECLINED if not there. */
+/* Final totals and last request time of an evicted entry of `owner`;
+ * NGX_DECLINED if not there. */
 ngx_int_t ngx_http_streamtally_zone_take_evicted_locked(
     ngx_http_streamtally_zone_t *zone, ngx_pid_t owner, uint64_t serial,
-    uint64_t *bytes_in, uint64_t *bytes_out);
+    uint64_t *bytes_in, uint64_t *bytes_out, int64_t *last_seen_ms);
 void ngx_http_streamtally_zone_register_locked(
     ngx_http_streamtally_zone_t *zone, ngx_pid_t pid);
 void ngx_http_streamtally_zone_unregister_locked(

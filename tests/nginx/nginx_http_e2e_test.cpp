@@ -29,7 +29,13 @@ struct Viewer {
   std::string user_agent, referer, token, user;
   uint64_t bytes_out = 0, bytes_in = 0;  // curl's count
   int requests = 0;
+  int64_t done_ms = 0;  // wall clock after the last response
 };
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 void watch(Nginx& nginx, Viewer& v, int rounds) {
   for (int round = 0; round < rounds; round++) {
@@ -43,6 +49,7 @@ void watch(Nginx& nginx, Viewer& v, int rounds) {
       v.requests++;
     }
   }
+  v.done_ms = now_ms();
 }
 
 }  // namespace
@@ -52,6 +59,9 @@ TEST(NginxHttp, EachViewerIsOneSessionAcrossTwoWorkersWithExactBytes) {
   o.rtmp = false;
   o.workers = 2;
   o.session_timeout = "2s";
+  // No interim update during the idle timeout: the library never dates a close
+  // before the session's last emitted update, and ended_at is checked below.
+  o.interim = "1h";
   o.http_location = "streamtally_user_id $arg_user; streamtally_tag cdn \"edge-$server_port\";";
   Nginx nginx(o);
   write_hls_files(nginx.hls_dir());
@@ -89,6 +99,7 @@ TEST(NginxHttp, EachViewerIsOneSessionAcrossTwoWorkersWithExactBytes) {
     }
     ASSERT_EQ(keepalive.requests, 6);
     ASSERT_EQ(total_connects, 1u) << "curl was expected to reuse its connection";
+    keepalive.done_ms = now_ms();
   }
   viewers.push_back(keepalive);
 
@@ -137,6 +148,10 @@ TEST(NginxHttp, EachViewerIsOneSessionAcrossTwoWorkersWithExactBytes) {
     EXPECT_EQ(rec->referer, v.referer);
     EXPECT_EQ(rec->user_id, v.user);
     EXPECT_EQ(rec->end_reason, EndReason::Timeout);
+    // The session ended with its last request, not when the idle timeout noticed it.
+    ASSERT_TRUE(rec->ended_at.has_value());
+    EXPECT_LE(*rec->ended_at, v.done_ms);
+    EXPECT_GE(*rec->ended_at, rec->started_at);
     EXPECT_EQ(rec->tags, (std::map<std::string, std::string>{{"cdn", "edge-" + std::to_string(nginx.http_port())}}));
   }
   EXPECT_TRUE(nginx.quit().has_value());
