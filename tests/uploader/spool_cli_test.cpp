@@ -145,6 +145,28 @@ TEST_F(SpoolCliTest, UploadOnceGivesUpWithExit4WhenTheCollectorIsDown) {
   EXPECT_EQ(cli_json({"stats"})["pending"], 10);
 }
 
+TEST_F(SpoolCliTest, UploadRunsUntilSigtermAndPicksUpWhatOthersAppend) {
+  TestReceiver receiver;
+  import(varied_records(50));
+  ChildProcess upload({{STREAMTALLY_SPOOL_CLI, "--spool", spool_path_, "upload", "--collector", receiver.url(),
+                        "--flush", "200ms"},
+                       {},
+                       dir_.file("run.out"),
+                       dir_.file("run.err"),
+                       "",
+                       ""});
+  ASSERT_TRUE(wait_until([&] { return receiver.acknowledged().size() == 50; }, 20s));
+  // Another process appends (it cannot nudge this uploader): found within a flush interval or so.
+  import(varied_records(20, 100));
+  ASSERT_TRUE(wait_until([&] { return receiver.acknowledged().size() == 70; }, 20s));
+  upload.signal(SIGTERM);
+  EXPECT_EQ(upload.wait(10s), 0) << read_file(dir_.file("run.err"));
+  auto summary = json::parse(read_file(dir_.file("run.out")), nullptr, false);
+  ASSERT_FALSE(summary.is_discarded());
+  EXPECT_EQ(summary["records_uploaded"], 70);
+  EXPECT_EQ(summary["pending"], 0);
+}
+
 TEST_F(SpoolCliTest, UploadGoesThroughTheProxyOfTheEnvironment) {
   TestReceiver proxy;  // answers the absolute-form requests a proxy receives
   const auto records = varied_records(120);
