@@ -113,6 +113,7 @@ TEST_F(SpoolCliTest, UsageAndSpoolErrorsHaveTheirExitCodes) {
   EXPECT_EQ(run_command({STREAMTALLY_SPOOL_CLI, "stats"}, 10s).exit_code, 2);  // --spool missing
   EXPECT_EQ(cli({"upload"}).exit_code, 2);                                      // --collector missing
   EXPECT_EQ(cli({"upload", "--collector", "http://127.0.0.1:1", "--flush", "soon"}).exit_code, 2);
+  EXPECT_EQ(cli({"upload", "--collector", "collector.example:8088"}).exit_code, 2);  // no scheme
   auto missing = cli({"stats"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("no spool"), std::string::npos);

@@ -57,7 +57,13 @@ int main(int argc, char** argv) {
       "upload", "upload the spool to a collector until SIGINT/SIGTERM (or, with --once, until it is drained)");
   upload_cmd->add_option("--collector", upload.uploader.collector_url,
                          "the collector's base URL; batches go to URL/v1/batches")
-      ->required();
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& url) -> std::string {
+            if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) return "";
+            return "the collector URL must start with http:// or https://: " + url;
+          },
+          "URL"));
   upload_cmd->add_option("--token", upload.uploader.token, "ingest token (Authorization: Bearer)")
       ->envname("STREAMTALLY_COLLECTOR_TOKEN");
   upload_cmd->add_flag("--once", upload.once, "drain the spool, then exit 0 (exit 4 if --once-timeout passes first)");
