@@ -197,3 +197,75 @@ TEST(NginxHttp, AFullZoneEvictsTheLeastRecentSessionsAndClosesThemWithExactTotal
   EXPECT_EQ(nginx.error_log().find("session table full"), std::string::npos);
   EXPECT_TRUE(nginx.quit().has_value());
 }
+
+// Without streamtally_protocol / streamtally_stream, both come from the URI as
+// nginx-rtmp names its HLS and DASH files; a session starts with its first request.
+TEST(NginxHttp, ProtocolAndStreamComeFromTheUri) {
+  NginxOptions o;
+  o.rtmp = false;
+  o.session_timeout = "1s";
+  o.interim = "1h";
+  Nginx nginx(o);
+  const std::string d = nginx.hls_dir();
+  std::filesystem::create_directories(d + "/nested");
+  for (std::string f : {"cam.mpd", "cam-init.m4v", "cam-12000.m4v", "movie.mp4", "nested/index.m3u8", "nested/3.ts",
+                        "show.flv"})
+    std::ofstream(d + "/" + f) << std::string(1000 + f.size(), 'x');
+  nginx.start();
+
+  struct Case {
+    std::vector<std::string> paths;
+    std::string token;
+    Protocol protocol;
+    std::string stream;
+  };
+  const std::vector<Case> cases = {
+      {{"cam.mpd", "cam-init.m4v", "cam-12000.m4v"}, "dash", Protocol::Dash, "hls/cam"},
+      {{"nested/index.m3u8", "nested/3.ts"}, "nested", Protocol::Hls, "hls/nested"},
+      {{"movie.mp4"}, "progressive", Protocol::HttpProgressive, "hls/movie"},
+      {{"show.flv"}, "flv", Protocol::HttpFlv, "hls/show"},
+  };
+  for (const auto& c : cases)
+    for (const auto& p : c.paths) ASSERT_EQ(curl_get(nginx.http_url("/hls/" + p + "?token=" + c.token), "ua", "").status, 200);
+
+  auto closed = wait_for_closed(nginx.spool_path(), cases.size(), 15s);
+  ASSERT_EQ(closed.size(), cases.size()) << describe(spool_sessions(nginx.spool_path()));
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.token);
+    const SessionRecord* rec = nullptr;
+    for (const auto& r : closed)
+      if (r.token == c.token) rec = &r;
+    ASSERT_NE(rec, nullptr);
+    EXPECT_EQ(rec->protocol, c.protocol);
+    EXPECT_EQ(rec->stream, c.stream);
+  }
+  EXPECT_TRUE(nginx.quit().has_value());
+}
+
+// Configured values win; a custom session key makes one session of a viewer who
+// changes User-Agent (e.g. a player handing over to AirPlay) but keeps its id.
+TEST(NginxHttp, ConfiguredProtocolStreamAndSessionKey) {
+  NginxOptions o;
+  o.rtmp = false;
+  o.session_timeout = "1s";
+  o.interim = "1h";
+  o.http_location = "streamtally_protocol http-flv; streamtally_stream live/$arg_s; streamtally_session_key $arg_sid;";
+  Nginx nginx(o);
+  std::ofstream(nginx.hls_dir() + "/a.ts") << std::string(5000, 'a');
+  nginx.start();
+
+  uint64_t truth = 0;
+  for (std::string ua : {"Player/1.0", "AirPlay/2.0", "Player/1.0"}) {
+    auto r = curl_get(nginx.http_url("/hls/a.ts?s=arena&sid=viewer-42&token=t42"), ua, "");
+    ASSERT_EQ(r.status, 200);
+    truth += r.size_header + r.size_download;
+  }
+  auto closed = wait_for_closed(nginx.spool_path(), 1, 15s);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(spool_sessions(nginx.spool_path()).size(), 1u);
+  EXPECT_EQ(closed[0].protocol, Protocol::HttpFlv);
+  EXPECT_EQ(closed[0].stream, "live/arena");
+  EXPECT_EQ(closed[0].user_agent, "Player/1.0");  // from the first request
+  EXPECT_EQ(closed[0].bytes_out, truth);
+  EXPECT_TRUE(nginx.quit().has_value());
+}
