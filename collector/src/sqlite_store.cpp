@@ -238,16 +238,78 @@ void bind_session(Statement& s, const IngestRecord& in, const FamilyIds& ids) {
 
 }  // namespace
 
+// Group commit: a batch that arrives while another transaction commits waits; the
+// next leader takes every waiting batch into one transaction (one fsync), each in
+// its own SAVEPOINT so a failing batch is rolled back alone.
 Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
+  auto ticket = std::make_shared<PendingBatch>();
+  ticket->batch = &batch;
+  std::unique_lock lock(queue_mutex_);
+  queue_.push_back(ticket);
+  while (!ticket->done) {
+    if (leader_active_) {
+      queue_done_.wait(lock);
+      continue;
+    }
+    leader_active_ = true;
+    std::vector<std::shared_ptr<PendingBatch>> group;
+    group.swap(queue_);
+    lock.unlock();
+    commit_group(group);
+    lock.lock();
+    leader_active_ = false;
+    queue_done_.notify_all();
+  }
+  return std::move(ticket->result);
+}
+
+void SqliteStore::commit_group(std::vector<std::shared_ptr<PendingBatch>>& group) {
   std::lock_guard lock(writer_mutex_);
   Writer& w = *writer_;
   sqlite3* db = w.db.get();
-  if (Status s = exec_sql(db, "BEGIN IMMEDIATE"); !s) return Error{"store busy: " + s.error()};
-  std::vector<std::pair<std::size_t, std::string>> new_dims_keys;
+  auto finish_all = [&](const std::string& error) {
+    for (auto& p : group) {
+      if (!error.empty()) p->result = Error{error};
+      p->done = true;
+    }
+  };
+  if (Status s = exec_sql(db, "BEGIN IMMEDIATE"); !s) return finish_all("store busy: " + s.error());
+  std::vector<std::pair<std::size_t, std::string>> group_dims_keys;
   int64_t max_session_ms = max_session_ms_;
+  for (auto& p : group) p->result = ingest_in_transaction(*p->batch, group_dims_keys, max_session_ms);
+  // Raised before the commit is visible: readers bound their range scans with it,
+  // and a bound that is briefly too large is harmless, one too small is not.
+  if (max_session_ms > max_session_ms_) {
+    max_session_ms_ = max_session_ms;
+    w.set_meta.bind(1, std::string_view("max_session_ms")).bind(2, max_session_ms);
+    Status st = w.set_meta.run();
+    w.set_meta.reset();
+    if (!st) {
+      (void)exec_sql(db, "ROLLBACK");
+      for (const auto& [family, key] : group_dims_keys) w.dims_ids[family].erase(key);
+      return finish_all("store: " + st.error());
+    }
+  }
+  if (Status s = exec_sql(db, "COMMIT"); !s) {
+    (void)exec_sql(db, "ROLLBACK");
+    for (const auto& [family, key] : group_dims_keys) w.dims_ids[family].erase(key);
+    return finish_all("store: commit failed: " + s.error());
+  }
+  finish_all("");
+}
+
+Result<IngestOutcome> SqliteStore::ingest_in_transaction(const IngestBatch& batch,
+                                                         std::vector<std::pair<std::size_t, std::string>>& group_dims_keys,
+                                                         int64_t& max_session_ms) {
+  Writer& w = *writer_;
+  sqlite3* db = w.db.get();
+  if (Status s = exec_sql(db, "SAVEPOINT batch"); !s) return Error{"store: " + s.error()};
+  std::vector<std::pair<std::size_t, std::string>> new_dims_keys;
+  const int64_t max_session_ms_before = max_session_ms;
 
   auto fail = [&](const std::string& message) -> Result<IngestOutcome> {
-    (void)exec_sql(db, "ROLLBACK");
+    (void)exec_sql(db, "ROLLBACK TO batch; RELEASE batch");
+    max_session_ms = max_session_ms_before;
     for (const auto& [family, key] : new_dims_keys) w.dims_ids[family].erase(key);
     for (Statement* s : {&w.find_batch, &w.insert_batch, &w.find_session, &w.insert_session, &w.update_session,
                          &w.update_session_fast, &w.insert_update, &w.read_chain, &w.set_meta})
@@ -263,7 +325,7 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
     w.find_batch.bind(1, batch.idempotency_key);
     if (w.find_batch.step()) {
       w.find_batch.reset();
-      (void)exec_sql(db, "ROLLBACK");
+      (void)exec_sql(db, "RELEASE batch");
       outcome.replayed = true;
       outcome.duplicates = static_cast<int64_t>(batch.records.size());
       return outcome;
@@ -407,12 +469,6 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
       if (!st) return fail(st.error());
     }
   }
-  if (max_session_ms > max_session_ms_) {
-    w.set_meta.bind(1, std::string_view("max_session_ms")).bind(2, max_session_ms);
-    Status st = w.set_meta.run();
-    w.set_meta.reset();
-    if (!st) return fail(st.error());
-  }
   if (!batch.idempotency_key.empty()) {
     w.insert_batch.bind(1, batch.idempotency_key).bind(2, outcome.accepted).bind(3, outcome.duplicates);
     w.insert_batch.bind(4, now_ms());
@@ -420,10 +476,8 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
     w.insert_batch.reset();
     if (!st) return fail(st.error());
   }
-  // Raised before the commit is visible: readers bound their range scans with it,
-  // and a bound that is briefly too large is harmless, one too small is not.
-  if (max_session_ms > max_session_ms_) max_session_ms_ = max_session_ms;
-  if (Status s = exec_sql(db, "COMMIT"); !s) return fail(s.error());
+  if (Status s = exec_sql(db, "RELEASE batch"); !s) return fail(s.error());
+  group_dims_keys.insert(group_dims_keys.end(), new_dims_keys.begin(), new_dims_keys.end());
   return outcome;
 }
 

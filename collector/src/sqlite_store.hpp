@@ -6,12 +6,14 @@
 // rollup_<family>_m / _h / _d (additive counters per minute / hour / day and
 // combination, kept in the ingest transaction), batches (Idempotency-Keys), meta.
 //
-// One writer connection behind a mutex does every ingest, one transaction per
-// batch; queries use a pool of read-only connections, so they run while a batch
-// commits (WAL).
+// One writer connection does every ingest: batches that arrive together share one
+// transaction (group commit: one fsync), each in its own SAVEPOINT; queries use a
+// pool of read-only connections, so they run while a batch commits (WAL).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -53,6 +55,22 @@ class SqliteStore final : public Store {
  private:
   explicit SqliteStore(std::string path);
   Status init_writer();
+
+  // Group commit (see ingest()): batches waiting for the writer.
+  struct PendingBatch {
+    const IngestBatch* batch = nullptr;
+    Result<IngestOutcome> result = Error{"not run"};
+    bool done = false;
+  };
+  void commit_group(std::vector<std::shared_ptr<PendingBatch>>& group);
+  Result<IngestOutcome> ingest_in_transaction(const IngestBatch& batch,
+                                              std::vector<std::pair<std::size_t, std::string>>& group_dims_keys,
+                                              int64_t& max_session_ms);
+  std::mutex queue_mutex_;
+  std::condition_variable queue_done_;
+  std::vector<std::shared_ptr<PendingBatch>> queue_;
+  bool leader_active_ = false;
+
   Result<DbHandle> acquire_reader();
   void release_reader(DbHandle db);
 
