@@ -6,7 +6,8 @@
 //    (destination, client port); `get-stats` gives its exact bytes-sent. It must be
 //    asked before TEARDOWN removes the client, hence the `pre-teardown-request` hook.
 //    A client that vanishes without TEARDOWN is removed from multiudpsink before
-//    any signal tells us, so its final count comes from the stream counter below.
+//    any signal tells us: its final count is the last exact one (the poller reads it
+//    every interim/2, at most 1 s) plus what the stream counter below saw since.
 //  - TCP-interleaved (and anything else): every client of a stream is sent every RTP
 //    packet the stream produces while it plays, so a per-stream counter (a pad probe
 //    on the stream's source pad) read at PLAY and at PAUSE / the end gives the
@@ -23,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,20 +88,29 @@ std::shared_ptr<StreamCounter> counter_for(GstRTSPStream* stream) {
 // How one stream of the media reaches this client.
 struct Leg {
   bool udp_unicast = false;
+  uint64_t frame_bytes = 0;      // per packet on the wire besides RTP: 4 for TCP-interleaved
   std::string host;
   int rtp_port = 0;
-  int rtcp_port = 0;
   std::shared_ptr<StreamCounter> counter;
   uint64_t bytes_at_play = 0;    // counter values when the client last started playing
   uint64_t packets_at_play = 0;
   uint64_t counted_before = 0;   // bytes of earlier PLAY..PAUSE spans
   bool playing = true;
+  // UDP: the last exact count multiudpsink gave, and counted_now() at that moment.
+  std::optional<uint64_t> udp_stats;
+  uint64_t counted_at_udp_stats = 0;
 
+  // The client's share of the stream counter (PLAY..PAUSE spans).
   uint64_t counted_now() const {
     if (!counter || !playing) return counted_before;
     uint64_t bytes = counter->bytes.load(std::memory_order_relaxed) - bytes_at_play;
     uint64_t packets = counter->packets.load(std::memory_order_relaxed) - packets_at_play;
-    return counted_before + bytes + packets * kInterleavedFrameBytes;
+    return counted_before + bytes + packets * frame_bytes;
+  }
+  // UDP without stats (the client left multiudpsink): the last exact count plus what
+  // the counter saw since.
+  uint64_t udp_estimate() const {
+    return udp_stats ? *udp_stats + (counted_now() - counted_at_udp_stats) : counted_now();
   }
   void pause() {
     counted_before = counted_now();
@@ -118,7 +129,7 @@ struct Viewer {
   streamtally_session_t* session = nullptr;
   std::string rtsp_session_id;
   ElementPtr pipeline;  // the media's pipeline, holding the multiudpsinks
-  mutable std::mutex legs_mutex;  // PAUSE/PLAY (client threads) vs the poller
+  std::mutex legs_mutex;  // PAUSE/PLAY (client threads) vs the poller and closing
   std::vector<Leg> legs;
   bool closed = false;
 
@@ -145,9 +156,11 @@ bool sink_has_client(GstElement* sink, const std::string& host, int port) {
   return found;
 }
 
-uint64_t udp_bytes_sent(GstElement* pipeline, const std::string& host, int port) {
-  if (!pipeline || port <= 0) return 0;
-  uint64_t total = 0;
+// bytes-sent of (host, port) in the pipeline's multiudpsink; nullopt when no sink
+// has that client (any more).
+std::optional<uint64_t> udp_bytes_sent(GstElement* pipeline, const std::string& host, int port) {
+  if (!pipeline || port <= 0) return std::nullopt;
+  std::optional<uint64_t> total;
   GstIterator* it = gst_bin_iterate_all_by_element_factory_name(GST_BIN(pipeline), "multiudpsink");
   GValue item = G_VALUE_INIT;
   while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
@@ -160,7 +173,7 @@ uint64_t udp_bytes_sent(GstElement* pipeline, const std::string& host, int port)
     g_signal_emit_by_name(sink, "get-stats", host.c_str(), port, &stats);
     if (stats) {
       guint64 sent = 0;
-      if (gst_structure_get_uint64(stats, "bytes-sent", &sent)) total += sent;
+      if (gst_structure_get_uint64(stats, "bytes-sent", &sent)) total = total.value_or(0) + sent;
       gst_structure_free(stats);
     }
     g_value_reset(&item);
@@ -170,17 +183,22 @@ uint64_t udp_bytes_sent(GstElement* pipeline, const std::string& host, int port)
   return total;
 }
 
-// The bytes sent to this viewer so far (see the file comment). With
-// `udp_stats_available` false (the client is already gone from multiudpsink), UDP
-// legs are counted like TCP ones, from the stream counter.
-uint64_t bytes_sent_to(const Viewer& viewer, bool udp_stats_available = true) {
+// The bytes sent to this viewer so far (see the file comment); UDP legs remember
+// each exact count for the case the client leaves multiudpsink unannounced.
+uint64_t bytes_sent_to(Viewer& viewer) {
   std::lock_guard lock(viewer.legs_mutex);
   uint64_t total = 0;
-  for (const Leg& leg : viewer.legs) {
-    if (leg.udp_unicast && udp_stats_available) {
-      total += udp_bytes_sent(viewer.pipeline.get(), leg.host, leg.rtp_port);
-    } else {
+  for (Leg& leg : viewer.legs) {
+    if (!leg.udp_unicast) {
       total += leg.counted_now();
+      continue;
+    }
+    if (auto sent = udp_bytes_sent(viewer.pipeline.get(), leg.host, leg.rtp_port)) {
+      leg.udp_stats = sent;
+      leg.counted_at_udp_stats = leg.counted_now();
+      total += *sent;
+    } else {
+      total += leg.udp_estimate();
     }
   }
   return total;
@@ -205,11 +223,11 @@ struct Attachment {
   std::thread poller;
 };
 
-void close_viewer(Viewer& viewer, streamtally_end_reason_t reason, bool udp_stats_available) {
+void close_viewer(Viewer& viewer, streamtally_end_reason_t reason) {
   if (viewer.closed) return;
   viewer.closed = true;
   if (viewer.session) {
-    streamtally_session_set_bytes(viewer.session, 0, bytes_sent_to(viewer, udp_stats_available));
+    streamtally_session_set_bytes(viewer.session, 0, bytes_sent_to(viewer));
     streamtally_session_close(viewer.session, reason);
     GST_INFO("RTSP session %s closed", viewer.rtsp_session_id.c_str());
   }
@@ -251,9 +269,9 @@ void on_play_request(GstRTSPClient* client, GstRTSPContext* ctx, gpointer data) 
     const GstRTSPTransport* t = gst_rtsp_stream_transport_get_transport(st);
     Leg leg;
     leg.udp_unicast = t->lower_transport == GST_RTSP_LOWER_TRANS_UDP;
+    leg.frame_bytes = t->lower_transport == GST_RTSP_LOWER_TRANS_TCP ? kInterleavedFrameBytes : 0;
     leg.host = t->destination ? t->destination : "";
     leg.rtp_port = t->client_port.min;
-    leg.rtcp_port = t->client_port.max;
     leg.counter = counter_for(gst_rtsp_stream_transport_get_stream(st));
     leg.bytes_at_play = leg.counter->bytes.load(std::memory_order_relaxed);
     leg.packets_at_play = leg.counter->packets.load(std::memory_order_relaxed);
@@ -321,12 +339,11 @@ GstRTSPStatusCode on_pre_teardown(GstRTSPClient* client, GstRTSPContext* ctx, gp
     viewer = v->second;
     it->second.viewers.erase(v);
   }
-  close_viewer(*viewer, STREAMTALLY_END_CLIENT, /*udp_stats_available=*/true);
+  close_viewer(*viewer, STREAMTALLY_END_CLIENT);
   return GST_RTSP_STS_OK;  // never refuse the teardown
 }
 
-void forget_client(Attachment* att, GstRTSPClient* client, streamtally_end_reason_t reason,
-                   bool udp_stats_available) {
+void forget_client(Attachment* att, GstRTSPClient* client, streamtally_end_reason_t reason) {
   ClientState state;
   {
     std::lock_guard lock(att->mutex);
@@ -335,15 +352,15 @@ void forget_client(Attachment* att, GstRTSPClient* client, streamtally_end_reaso
     state = std::move(it->second);
     att->clients.erase(it);
   }
-  for (auto& [sid, viewer] : state.viewers) close_viewer(*viewer, reason, udp_stats_available);
+  for (auto& [sid, viewer] : state.viewers) close_viewer(*viewer, reason);
   g_signal_handlers_disconnect_by_data(client, att);
   g_object_unref(client);
 }
 
 void on_client_closed(GstRTSPClient* client, gpointer data) {
   // gst-rtsp-server dropped the client's sessions (and multiudpsink its ports) before
-  // it emits `closed`.
-  forget_client(static_cast<Attachment*>(data), client, STREAMTALLY_END_CLIENT, false);
+  // it emits `closed`: UDP legs fall back to their estimate.
+  forget_client(static_cast<Attachment*>(data), client, STREAMTALLY_END_CLIENT);
 }
 
 void on_client_connected(GstRTSPServer*, GstRTSPClient* client, gpointer data) {
@@ -399,7 +416,7 @@ void destroy_attachment(gpointer data) {
     std::lock_guard lock(att->mutex);
     for (auto& [client, state] : att->clients) clients.push_back(client);
   }
-  for (GstRTSPClient* client : clients) forget_client(att, client, STREAMTALLY_END_SERVER, true);
+  for (GstRTSPClient* client : clients) forget_client(att, client, STREAMTALLY_END_SERVER);
   streamtally_ctx_destroy(att->ctx, kDetachFlushMs);
   delete att;
 }

@@ -1,5 +1,6 @@
 #include "gst_streamtally.h"
 
+#include <atomic>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -62,7 +63,10 @@ struct ElementState {
   ContextRef context;
 
   streamtally_session_t* hot_session = nullptr;
-  bool hot_publish = false;          // the open session's type, read without the lock
+  bool hot_publish = false;
+  // An error flow return from downstream (or from negotiation) since start: the
+  // session then ends with "error". Written on the streaming thread, only on errors.
+  std::atomic<int> downstream_error{GST_FLOW_OK};          // the open session's type, read without the lock
   bool accounting_disabled = false;  // the spool could not be opened: pass through only
 
   streamtally_session_t* session = nullptr;  // owned; kept after close for `bytes`
@@ -194,7 +198,9 @@ gboolean gst_streamtally_sink_event(GstBaseTransform* trans, GstEvent* event) {
       std::lock_guard lock(self->state->mutex);
       type = self->state->settings.type;
     }
-    close_session(self, eos_reason(type));
+    // A source that hit a flow error posts it and then sends EOS: that stream failed.
+    const bool failed = self->state->downstream_error.load(std::memory_order_relaxed) != GST_FLOW_OK;
+    close_session(self, failed ? STREAMTALLY_END_ERROR : eos_reason(type));
   }
   return GST_BASE_TRANSFORM_CLASS(gst_streamtally_parent_class)->sink_event(trans, event);
 }
@@ -207,6 +213,7 @@ gboolean gst_streamtally_start(GstBaseTransform* trans) {
     std::lock_guard lock(st.mutex);
     shared = st.shared;
     st.accounting_disabled = false;
+    st.downstream_error = GST_FLOW_OK;
   }
   if (shared.spool.empty()) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No spool file set"),
@@ -225,13 +232,27 @@ gboolean gst_streamtally_start(GstBaseTransform* trans) {
   return TRUE;
 }
 
-// Leaving PAUSED: close the session (an error on our source pad makes it "error",
-// otherwise the pipeline was stopped by the server), release the context.
+// GstBaseTransform's chain, saved once in _init so ours can wrap it (the same for
+// every instance).
+GstPadChainFunction base_transform_chain = nullptr;
+
+// Our sink pad's chain: GstBaseTransform's, plus noting an error flow return from
+// downstream (the pads' own last flow return is reset to "flushing" when they are
+// deactivated, before stop() could read it). One predictable branch per buffer.
+GstFlowReturn gst_streamtally_chain(GstPad* pad, GstObject* parent, GstBuffer* buffer) {
+  GstFlowReturn ret = base_transform_chain(pad, parent, buffer);
+  if (G_UNLIKELY(ret < GST_FLOW_EOS)) {  // not-negotiated, error, not-supported
+    GST_STREAMTALLY(parent)->state->downstream_error.store(ret, std::memory_order_relaxed);
+  }
+  return ret;
+}
+
+// Leaving PAUSED: close the session ("error" after an error flow return, otherwise
+// the pipeline was stopped by the server), release the context.
 gboolean gst_streamtally_stop(GstBaseTransform* trans) {
   GstStreamtally* self = GST_STREAMTALLY(trans);
   ElementState& st = *self->state;
-  GstFlowReturn last = gst_pad_get_last_flow_return(GST_BASE_TRANSFORM_SRC_PAD(trans));
-  const bool failed = last < GST_FLOW_EOS;  // not-negotiated, error, not-supported
+  const bool failed = st.downstream_error.load(std::memory_order_relaxed) != GST_FLOW_OK;
   close_session(self, failed ? STREAMTALLY_END_ERROR : STREAMTALLY_END_SERVER);
   {
     std::lock_guard lock(st.mutex);
@@ -397,4 +418,11 @@ static void gst_streamtally_init(GstStreamtally* self) {
   self->state = new ElementState();
   // Never copies or modifies data: buffers go out exactly as they came in.
   gst_base_transform_set_passthrough(GST_BASE_TRANSFORM(self), TRUE);
+  GstPad* sink = GST_BASE_TRANSFORM_SINK_PAD(self);
+  static gsize chain_saved = 0;
+  if (g_once_init_enter(&chain_saved)) {
+    base_transform_chain = GST_PAD_CHAINFUNC(sink);
+    g_once_init_leave(&chain_saved, 1);
+  }
+  gst_pad_set_chain_function(sink, GST_DEBUG_FUNCPTR(gst_streamtally_chain));
 }

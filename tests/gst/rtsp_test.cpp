@@ -197,7 +197,7 @@ struct UdpReceiveCounter {
 TEST_F(RtspServer, UdpClientSessionCountsWhatTheClientReceived) {
   const std::string ua = "GstRtspsrc-UDP-Test/1.0";
   GstElement* client = gst_parse_launch(
-      ("rtspsrc location=" + url(port_) + " protocols=udp latency=0 user-agent=" + ua +
+      ("rtspsrc location=" + url(port_) + " protocols=udp latency=0 teardown-timeout=3000000000 user-agent=" + ua +
        " ! rtph264depay ! fakesink sync=false").c_str(),
       nullptr);
   ASSERT_NE(client, nullptr);
@@ -224,7 +224,8 @@ TEST_F(RtspServer, UdpClientSessionCountsWhatTheClientReceived) {
     return false;
   }, 15s));
   std::this_thread::sleep_for(1s);
-  ASSERT_EQ(gst_element_set_state(client, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);  // sends TEARDOWN
+  // Sends TEARDOWN (waiting up to teardown-timeout, 3 s, for it to go out).
+  ASSERT_EQ(gst_element_set_state(client, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
 
   const uint64_t rtp_received = counter.rtp_bytes.load();
   gst_object_unref(client);
