@@ -79,8 +79,7 @@ TEST(NginxLifecycle, ReloadNeitherLosesNorDoubleCounts) {
 
 TEST(NginxLifecycle, QuitClosesOpenSessionsWithServerAndFlushes) {
   NginxOptions o;
-  o.rtmp = false;
-  o.workers = 2;
+  o.workers = 2;  // both modules loaded: each closes only its own sessions at exit
   o.session_timeout = "10m";  // nothing would close on its own
   Nginx nginx(o);
   write_segment(nginx.hls_dir());
@@ -187,5 +186,76 @@ TEST(NginxLifecycle, SessionsOfAKilledWorkerAreRecoveredByItsSuccessor) {
   });
   ASSERT_EQ(fresh.size(), 1u) << describe(spool_sessions(nginx.spool_path()));
   EXPECT_EQ(fresh[0].bytes_out, after_kill);
+  EXPECT_TRUE(nginx.quit().has_value());
+}
+
+// Two workers: the killed worker's sessions are recovered from the spool, the
+// surviving worker's sessions are untouched (and keep the bytes the killed worker
+// served for them), and viewers of the killed worker start new sessions.
+TEST(NginxLifecycle, KillingOneOfTwoWorkersSplitsOnlyItsOwnSessions) {
+  NginxOptions o;
+  o.rtmp = false;
+  o.workers = 2;
+  o.session_timeout = "2s";
+  Nginx nginx(o);
+  write_segment(nginx.hls_dir());
+  nginx.start();
+  const auto workers = nginx.worker_pids();
+  ASSERT_EQ(workers.size(), 2u);
+
+  std::map<std::string, uint64_t> before, after;
+  for (int v = 0; v < 10; v++) before["k" + std::to_string(v)] = fetch(nginx, "k" + std::to_string(v), 3);
+  // every session has an interim update in the spool (interim 1 s)
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        int updated = 0;
+        for (const auto& r : spool_sessions(nginx.spool_path())) updated += r.seq >= 1;
+        return updated == 10;
+      },
+      15s));
+
+  ::kill(workers[0], SIGKILL);
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto now = nginx.worker_pids();
+        return now.size() == 2 && std::find(now.begin(), now.end(), workers[0]) == now.end();
+      },
+      10s));
+  for (auto& [token, bytes] : before) after[token] = fetch(nginx, token, 2);
+
+  // 10 sessions from before the kill, plus a new one per viewer of the killed worker
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto all = spool_sessions(nginx.spool_path());
+        int recovered = 0;
+        for (const auto& r : all) {
+          if (r.state != SessionState::Closed) return false;
+          recovered += r.end_reason == EndReason::Recovered;
+        }
+        return all.size() == 10u + static_cast<std::size_t>(recovered);
+      },
+      20s))
+      << describe(spool_sessions(nginx.spool_path()));
+
+  int split = 0;
+  for (auto& [token, bytes] : before) {
+    SCOPED_TRACE(token);
+    auto sessions = sessions_with_token(spool_sessions(nginx.spool_path()), token);
+    ASSERT_FALSE(sessions.empty());
+    if (sessions.size() == 1) {  // owned by the survivor: all bytes, whoever served them
+      EXPECT_EQ(sessions[0].end_reason, EndReason::Timeout);
+      EXPECT_EQ(sessions[0].bytes_out, before[token] + after[token]);
+      continue;
+    }
+    ASSERT_EQ(sessions.size(), 2u) << describe(sessions);
+    split++;
+    const auto& old_one = sessions[0].end_reason == EndReason::Recovered ? sessions[0] : sessions[1];
+    const auto& new_one = sessions[0].end_reason == EndReason::Recovered ? sessions[1] : sessions[0];
+    EXPECT_EQ(old_one.end_reason, EndReason::Recovered);
+    EXPECT_LE(old_one.bytes_out, before[token]);  // its last saved update
+    EXPECT_EQ(new_one.end_reason, EndReason::Timeout);
+    EXPECT_EQ(new_one.bytes_out, after[token]);   // nothing of the dead worker's counted twice
+  }
+  EXPECT_GT(split, 0) << "no session was owned by the killed worker (10 viewers spread by reuseport)";
   EXPECT_TRUE(nginx.quit().has_value());
 }
