@@ -2,8 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <unordered_map>
 
 #include "streamtally/clock.hpp"
 #include "streamtally/log.hpp"
@@ -15,26 +17,26 @@
 namespace streamtally {
 namespace {
 
+// One row per session: its latest update (`seq`, `body`) and how far the collector has it
+// (`sent_seq`). The row is pending while seq > sent_seq, so a newer update simply replaces
+// an unsent one (coalescing) and the row is always the snapshot crash recovery closes the
+// session from. Claims and acks only rewrite rows, in id order; the random-ordered session
+// index changes once at a session's start and once at its end.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value NOT NULL);
--- One row per record waiting for the collector's acknowledgement (acked = 0), and
--- one per open session whose latest update was acknowledged (acked = 1: the snapshot
--- recovery closes the session from if its writer dies). claim_id/lease_until are set
--- while an uploader has the row in flight. At most one unclaimed row per session: a
--- newer update replaces the unsent older one or the snapshot (coalescing).
-CREATE TABLE IF NOT EXISTS records(
+CREATE TABLE IF NOT EXISTS sessions(
   id INTEGER PRIMARY KEY,
-  session_id TEXT NOT NULL,
+  session_id TEXT NOT NULL UNIQUE,
   seq INTEGER NOT NULL,
+  sent_seq INTEGER NOT NULL DEFAULT -1,
   closed INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL,
   writer_id INTEGER NOT NULL,
+  pending_since INTEGER NOT NULL,
   claim_id TEXT,
+  claimed_seq INTEGER,
   lease_until INTEGER,
-  acked INTEGER NOT NULL DEFAULT 0,
   body TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS records_unclaimed_session ON records(session_id) WHERE claim_id IS NULL;
-CREATE INDEX IF NOT EXISTS records_claim ON records(claim_id) WHERE claim_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sessions_pending ON sessions(id) WHERE seq > sent_seq;
 -- Processes that write sessions, to recover the open sessions of those that die.
 CREATE TABLE IF NOT EXISTS writers(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,9 +45,17 @@ CREATE TABLE IF NOT EXISTS writers(
 CREATE TABLE IF NOT EXISTS dead_letters(
   id INTEGER PRIMARY KEY,
   batch_id TEXT NOT NULL, reason TEXT NOT NULL, http_status INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL, session_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 1), ('dropped_records', 0), ('dropped_bytes', 0);
+  created_ms INTEGER NOT NULL, body TEXT NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 2), ('dropped_records', 0), ('dropped_bytes', 0);
 )sql";
+
+// A newer update replaces the session's row; it becomes (or stays) pending.
+constexpr const char* kUpsert =
+    "INSERT INTO sessions(session_id, seq, closed, writer_id, pending_since, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+    "ON CONFLICT(session_id) DO UPDATE SET seq = excluded.seq, closed = excluded.closed, "
+    "writer_id = excluded.writer_id, body = excluded.body, "
+    "pending_since = CASE WHEN seq > sent_seq THEN pending_since ELSE excluded.pending_since END "
+    "WHERE excluded.seq > seq";
 
 bool is_corruption(int rc) {
   const int primary = rc & 0xFF;
@@ -61,8 +71,16 @@ Error sqlite_error(sqlite3* db, int rc, const char* what) {
 struct Spool::Impl {
   SqliteDb db;
   ino_t inode = 0;
-  Statement upsert_record;
+  Statement upsert;
   Statement add_dropped;
+
+  // What this process has in flight: the rows and the exact lines of each batch, so acks
+  // touch rows by id and dead letters keep what was sent (not a newer update).
+  struct InFlight {
+    std::vector<int64_t> ids;
+    std::vector<std::string> lines;
+  };
+  std::unordered_map<std::string, InFlight> in_flight;
 
   // BEGIN IMMEDIATE ... COMMIT, rolled back unless commit() succeeded. IMMEDIATE takes
   // the write lock up front: a deferred read-then-write transaction in WAL mode fails
@@ -86,15 +104,15 @@ struct Spool::Impl {
     bool done_ = false;
   };
 
-  int64_t count(const char* sql) {
+  int64_t single_int(const char* sql) {
     Statement st(db.get(), sql);
     return st.ok() && st.step() == SQLITE_ROW ? st.column_int(0) : 0;
   }
 
   uint64_t used_bytes() {
-    const int64_t pages = count("PRAGMA page_count");
-    const int64_t free_pages = count("PRAGMA freelist_count");
-    const int64_t page_size = count("PRAGMA page_size");
+    const int64_t pages = single_int("PRAGMA page_count");
+    const int64_t free_pages = single_int("PRAGMA freelist_count");
+    const int64_t page_size = single_int("PRAGMA page_size");
     return static_cast<uint64_t>((pages - free_pages) * page_size);
   }
 
@@ -108,20 +126,17 @@ struct Spool::Impl {
     return SQLITE_OK;
   }
 
-  // Frees space until the data fits under `limit`: first rows superseded by a newer
-  // unsent update of the same session (nothing is lost), then dead letters, then the
-  // oldest records — those count as dropped. Runs inside the caller's transaction.
+  // Frees space until the data fits under `limit`: first rows of open sessions the
+  // collector already has (only their crash recovery is lost), then dead letters, then
+  // the oldest pending sessions — those count as dropped. Inside the caller's transaction.
   int make_room(uint64_t limit, AppendResult& result) {
     static constexpr const char* kSteps[] = {
-        "DELETE FROM records WHERE id IN (SELECT c.id FROM records c JOIN records p "
-        "ON p.session_id = c.session_id AND p.claim_id IS NULL AND p.seq >= c.seq "
-        "WHERE c.claim_id IS NOT NULL ORDER BY c.id LIMIT 1000) RETURNING 0, 0",
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE seq <= sent_seq "
+        "AND claim_id IS NULL ORDER BY id LIMIT 1000) RETURNING 0, 0",
         "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id LIMIT 1000) "
         "RETURNING 1, length(body)",
-        "DELETE FROM records WHERE id IN (SELECT id FROM records WHERE acked = 0 ORDER BY id LIMIT 1000) "
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE seq > sent_seq ORDER BY id LIMIT 1000) "
         "RETURNING 1, length(body)",
-        // Last resort: the snapshots of open sessions (their recovery is lost, not their data).
-        "DELETE FROM records WHERE id IN (SELECT id FROM records ORDER BY id LIMIT 1000) RETURNING 0, 0",
     };
     for (const char* sql : kSteps) {
       while (used_bytes() > limit) {
@@ -146,16 +161,26 @@ struct Spool::Impl {
     }
     return SQLITE_OK;
   }
+
+  // The rows of a batch: from memory when this process claimed it, else from the file.
+  std::vector<int64_t> batch_ids(const std::string& batch_id) {
+    if (auto it = in_flight.find(batch_id); it != in_flight.end()) return it->second.ids;
+    std::vector<int64_t> ids;
+    Statement st(db.get(), "SELECT id FROM sessions WHERE claim_id = ?1");
+    st.bind(1, batch_id);
+    while (st.step() == SQLITE_ROW) ids.push_back(st.column_int(0));
+    return ids;
+  }
 };
 
 Spool::Spool(SpoolOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
 
 Spool::~Spool() {
   if (impl_ && impl_->db && writer_id_) {
-    // A writer that leaves without open sessions needs no recovery: forget it.
+    // A writer that leaves no open session behind needs no recovery: forget it.
     Statement st(impl_->db.get(),
                  "DELETE FROM writers WHERE id = ?1 AND NOT EXISTS "
-                 "(SELECT 1 FROM records WHERE writer_id = ?1 AND closed = 0)");
+                 "(SELECT 1 FROM sessions WHERE writer_id = ?1 AND closed = 0)");
     if (st.ok()) {
       st.bind(1, writer_id_);
       st.step();
@@ -174,7 +199,7 @@ Result<std::unique_ptr<Spool>> Spool::open(SpoolOptions options) {
 }
 
 // Opens (or creates) the file, applies pragmas and schema, registers this process as
-// a writer. On corruption the file is moved aside and the error says "corrupt".
+// a writer. Corruption is noted for ensure_open(), which moves the file aside.
 Status Spool::open_file() {
   impl_ = std::make_unique<Impl>();
   sqlite3* raw = nullptr;
@@ -185,9 +210,12 @@ Status Spool::open_file() {
   sqlite3_busy_timeout(raw, static_cast<int>(options_.busy_timeout.count()));
   sqlite3_extended_result_codes(raw, 1);
 
-  rc = exec_sql(raw, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+  // 16 MiB of page cache keeps the session index of a large backlog in memory.
+  rc = exec_sql(raw, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;");
   if (rc == SQLITE_OK) rc = exec_sql(raw, kSchema);
-  if (rc == SQLITE_OK) rc = exec_sql(raw, "SELECT count(*) FROM records; SELECT count(*) FROM dead_letters;");
+  // Read every table once: damage in their pages shows here, not in the middle of work.
+  if (rc == SQLITE_OK) rc = exec_sql(raw, "SELECT count(*), sum(length(body)) FROM sessions; "
+                                          "SELECT count(*), sum(length(body)) FROM dead_letters;");
   if (rc != SQLITE_OK) return handle_error(rc, "cannot initialize spool");
 
   struct stat st {};
@@ -198,8 +226,9 @@ Status Spool::open_file() {
   // server_id: generated once, kept in the file; INSERT OR IGNORE makes concurrent
   // first starts agree on one id.
   {
+    const std::string generated = make_uuid_v4();
     Statement ins(raw, "INSERT OR IGNORE INTO meta(key, value) VALUES('server_id', ?1)");
-    ins.bind(1, make_uuid_v4());
+    ins.bind(1, generated);
     if ((rc = ins.step()) != SQLITE_DONE) return handle_error(rc, "cannot store server_id");
     Statement sel(raw, "SELECT value FROM meta WHERE key = 'server_id'");
     if ((rc = sel.step()) != SQLITE_ROW) return handle_error(rc, "cannot read server_id");
@@ -217,16 +246,9 @@ Status Spool::open_file() {
 
 Status Spool::prepare() {
   sqlite3* db = impl_->db.get();
-  // The unclaimed row of the session (unsent update or acknowledged snapshot) takes the
-  // newer update in place; otherwise a row is added.
-  impl_->upsert_record = Statement(db,
-      "INSERT INTO records(session_id, seq, closed, created_ms, writer_id, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
-      "ON CONFLICT(session_id) WHERE claim_id IS NULL DO UPDATE "
-      "SET seq = excluded.seq, closed = excluded.closed, body = excluded.body, writer_id = excluded.writer_id, "
-      "created_ms = CASE WHEN acked THEN excluded.created_ms ELSE created_ms END, acked = 0 "
-      "WHERE excluded.seq > records.seq");
+  impl_->upsert = Statement(db, kUpsert);
   impl_->add_dropped = Statement(db, "UPDATE meta SET value = value + ?1 WHERE key = ?2");
-  for (const Statement* st : {&impl_->upsert_record, &impl_->add_dropped})
+  for (const Statement* st : {&impl_->upsert, &impl_->add_dropped})
     if (!st->ok()) return handle_error(st->prepare_rc(), "cannot prepare spool statements");
   return Status::Ok();
 }
@@ -283,11 +305,11 @@ Result<AppendResult> Spool::append(std::span<const SessionRecord> records) {
     const int64_t created = now_ms();
     for (std::size_t i = 0; i < records.size(); ++i) {
       const SessionRecord& r = records[i];
-      Statement& ins = impl_->upsert_record;
-      ins.bind_static(1, r.session_id).bind(2, r.seq).bind(3, r.state == SessionState::Closed ? 1 : 0);
-      ins.bind(4, created).bind(5, writer_id_).bind_static(6, bodies[i]);
-      const int rc = ins.step();
-      ins.reset();
+      Statement& up = impl_->upsert;
+      up.bind_static(1, r.session_id).bind(2, r.seq).bind(3, r.state == SessionState::Closed ? 1 : 0);
+      up.bind(4, writer_id_).bind(5, created).bind_static(6, bodies[i]);
+      const int rc = up.step();
+      up.reset();
       if (rc != SQLITE_DONE) return rc;
     }
     if (int rc = tx.commit(); rc != SQLITE_OK) return rc;
@@ -342,80 +364,94 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   ClaimedBatch batch;
   batch.batch_id = make_uuid_v4();
   Statement st(impl_->db.get(),
-               "UPDATE records SET claim_id = ?1, lease_until = ?2 WHERE id IN "
-               "(SELECT id FROM records WHERE acked = 0 AND (claim_id IS NULL OR lease_until < ?3) "
-               "ORDER BY id LIMIT ?4) RETURNING body, created_ms");
+               "UPDATE sessions SET claim_id = ?1, lease_until = ?2, claimed_seq = seq WHERE id IN "
+               "(SELECT id FROM sessions WHERE seq > sent_seq AND (claim_id IS NULL OR lease_until < ?3) "
+               "ORDER BY id LIMIT ?4) RETURNING id, body, pending_since");
   st.bind(1, batch.batch_id).bind(2, now + lease.count()).bind(3, now).bind(4, static_cast<int64_t>(max_records));
   int rc;
   batch.oldest_created_ms = now;
+  Impl::InFlight flight;
   while ((rc = st.step()) == SQLITE_ROW) {
-    batch.lines.push_back(st.column_text(0));
-    batch.oldest_created_ms = std::min(batch.oldest_created_ms, st.column_int(1));
+    flight.ids.push_back(st.column_int(0));
+    batch.lines.push_back(st.column_text(1));
+    batch.oldest_created_ms = std::min(batch.oldest_created_ms, st.column_int(2));
   }
   if (rc != SQLITE_DONE) return handle_error(rc, "cannot claim a batch");
   if ((rc = tx.commit()) != SQLITE_OK) return handle_error(rc, "cannot claim a batch");
   if (batch.lines.empty()) return std::optional<ClaimedBatch>{};
+  flight.lines = batch.lines;
+  impl_->in_flight.emplace(batch.batch_id, std::move(flight));
   return std::optional<ClaimedBatch>{std::move(batch)};
 }
 
-// Runs statements taking the batch id as ?1 in one transaction.
-Status Spool::run_batch_statements(const std::string& batch_id, std::span<const char* const> sql, const char* what) {
+// Ends a batch: its rows are delivered up to the seq that was sent (ack, dead letter) or
+// not at all (release). Closed sessions the collector has in full are deleted.
+Status Spool::finish_batch(const std::string& batch_id, bool delivered, const char* what) {
   Impl::Transaction tx(impl_->db.get());
   if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), what);
-  for (const char* text : sql) {
-    Statement st(impl_->db.get(), text);
-    st.bind(1, batch_id);
-    if (int rc = st.ok() ? st.step() : st.prepare_rc(); rc != SQLITE_DONE) return handle_error(rc, what);
+  Statement mark(impl_->db.get(),
+                 delivered ? "UPDATE sessions SET sent_seq = max(sent_seq, claimed_seq), claim_id = NULL, "
+                             "lease_until = NULL, claimed_seq = NULL WHERE id = ?1 AND claim_id = ?2"
+                           : "UPDATE sessions SET claim_id = NULL, lease_until = NULL, claimed_seq = NULL "
+                             "WHERE id = ?1 AND claim_id = ?2");
+  Statement drop(impl_->db.get(), "DELETE FROM sessions WHERE id = ?1 AND closed = 1 AND seq <= sent_seq");
+  for (int64_t id : impl_->batch_ids(batch_id)) {
+    mark.bind(1, id).bind(2, batch_id);
+    int rc = mark.step();
+    mark.reset();
+    if (rc != SQLITE_DONE) return handle_error(rc, what);
+    if (!delivered) continue;
+    drop.bind(1, id);
+    rc = drop.step();
+    drop.reset();
+    if (rc != SQLITE_DONE) return handle_error(rc, what);
   }
   if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, what);
+  impl_->in_flight.erase(batch_id);
   return Status::Ok();
 }
 
 Status Spool::ack(const std::string& batch_id) {
   std::lock_guard lock(mutex_);
   if (Status s = ensure_open(); !s) return s;
-  // Delivered rows go, except the latest update of a session still open: it stays as
-  // the acknowledged snapshot recovery needs (unless a newer row supersedes it).
-  static constexpr const char* kSql[] = {
-      "DELETE FROM records WHERE claim_id = ?1 AND (closed = 1 OR EXISTS (SELECT 1 FROM records p "
-      "WHERE p.claim_id IS NULL AND p.session_id = records.session_id AND p.seq >= records.seq))",
-      "DELETE FROM records WHERE claim_id IS NULL AND session_id IN "
-      "(SELECT session_id FROM records WHERE claim_id = ?1)",
-      "UPDATE records SET claim_id = NULL, lease_until = NULL, acked = 1 WHERE claim_id = ?1",
-  };
-  return run_batch_statements(batch_id, kSql, "cannot acknowledge a batch");
+  return finish_batch(batch_id, true, "cannot acknowledge a batch");
 }
 
 Status Spool::release(const std::string& batch_id) {
   std::lock_guard lock(mutex_);
   if (Status s = ensure_open(); !s) return s;
-  // Back to unsent — unless a newer unclaimed row of the same session exists, which
-  // supersedes the returned one (one unclaimed row per session).
-  static constexpr const char* kSql[] = {
-      "DELETE FROM records WHERE claim_id = ?1 AND EXISTS (SELECT 1 FROM records p WHERE p.claim_id IS NULL "
-      "AND p.session_id = records.session_id AND p.seq >= records.seq)",
-      "DELETE FROM records WHERE claim_id IS NULL AND session_id IN "
-      "(SELECT session_id FROM records WHERE claim_id = ?1)",
-      "UPDATE records SET claim_id = NULL, lease_until = NULL WHERE claim_id = ?1",
-  };
-  return run_batch_statements(batch_id, kSql, "cannot release a batch");
+  return finish_batch(batch_id, false, "cannot release a batch");
 }
 
 Status Spool::dead_letter(const std::string& batch_id, const std::string& reason, int http_status) {
   std::lock_guard lock(mutex_);
   if (Status s = ensure_open(); !s) return s;
-  Impl::Transaction tx(impl_->db.get());
-  if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot dead-letter a batch");
-  Statement move(impl_->db.get(),
-                 "INSERT INTO dead_letters(batch_id, reason, http_status, created_ms, session_id, seq, body) "
-                 "SELECT claim_id, ?2, ?3, ?4, session_id, seq, body FROM records WHERE claim_id = ?1 ORDER BY id");
-  move.bind(1, batch_id).bind(2, reason).bind(3, http_status).bind(4, now_ms());
-  if (int rc = move.step(); rc != SQLITE_DONE) return handle_error(rc, "cannot dead-letter a batch");
-  Statement del(impl_->db.get(), "DELETE FROM records WHERE claim_id = ?1");
-  del.bind(1, batch_id);
-  if (int rc = del.step(); rc != SQLITE_DONE) return handle_error(rc, "cannot dead-letter a batch");
-  if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, "cannot dead-letter a batch");
-  return Status::Ok();
+  // Keep exactly what was sent; without this process's memory of it (it claimed the batch
+  // before a restart), the rows' current bodies are the best there is.
+  std::vector<std::string> lines;
+  if (auto it = impl_->in_flight.find(batch_id); it != impl_->in_flight.end()) {
+    lines = it->second.lines;
+  } else {
+    Statement st(impl_->db.get(), "SELECT body FROM sessions WHERE claim_id = ?1 ORDER BY id");
+    st.bind(1, batch_id);
+    while (st.step() == SQLITE_ROW) lines.push_back(st.column_text(0));
+  }
+  {
+    Impl::Transaction tx(impl_->db.get());
+    if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot dead-letter a batch");
+    Statement ins(impl_->db.get(),
+                  "INSERT INTO dead_letters(batch_id, reason, http_status, created_ms, body) VALUES(?1, ?2, ?3, ?4, ?5)");
+    const int64_t now = now_ms();
+    for (const std::string& line : lines) {
+      ins.bind(1, batch_id).bind(2, reason).bind(3, http_status).bind(4, now).bind(5, line);
+      const int rc = ins.step();
+      ins.reset();
+      if (rc != SQLITE_DONE) return handle_error(rc, "cannot dead-letter a batch");
+    }
+    if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, "cannot dead-letter a batch");
+  }
+  // The refused versions count as handled: they are not sent again (a newer update is).
+  return finish_batch(batch_id, true, "cannot dead-letter a batch");
 }
 
 Result<std::vector<DeadLetter>> Spool::dead_letters() {
@@ -437,21 +473,37 @@ Result<std::size_t> Spool::requeue_dead_letters() {
   if (Status s = ensure_open(); !s) return Error{s.error()};
   Impl::Transaction tx(impl_->db.get());
   if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot requeue dead letters");
-  // Back into the queue; where a newer unsent update of the session exists, it wins.
-  Statement move(impl_->db.get(),
-                 "INSERT INTO records(session_id, seq, closed, created_ms, writer_id, body) "
-                 "SELECT session_id, seq, instr(body, '\"state\":\"closed\"') > 0, created_ms, ?1, body "
-                 "FROM dead_letters WHERE true ORDER BY id "
-                 "ON CONFLICT(session_id) WHERE claim_id IS NULL DO UPDATE "
-                 "SET seq = excluded.seq, closed = excluded.closed, body = excluded.body, acked = 0 "
-                 "WHERE excluded.seq > records.seq");
-  move.bind(1, writer_id_);
-  if (int rc = move.step(); rc != SQLITE_DONE) return handle_error(rc, "cannot requeue dead letters");
-  Statement del(impl_->db.get(), "DELETE FROM dead_letters");
-  if (int rc = del.step(); rc != SQLITE_DONE) return handle_error(rc, "cannot requeue dead letters");
-  const auto n = static_cast<std::size_t>(sqlite3_changes(impl_->db.get()));
+  std::vector<std::pair<int64_t, std::string>> letters;
+  {
+    Statement st(impl_->db.get(), "SELECT id, body FROM dead_letters ORDER BY id");
+    while (st.step() == SQLITE_ROW) letters.emplace_back(st.column_int(0), st.column_text(1));
+  }
+  // Pending again, unless the session has a newer update (which will be sent anyway).
+  Statement put(impl_->db.get(),
+                "INSERT INTO sessions(session_id, seq, closed, writer_id, pending_since, body) "
+                "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(session_id) DO UPDATE SET seq = excluded.seq, "
+                "closed = excluded.closed, body = excluded.body, sent_seq = -1, pending_since = excluded.pending_since "
+                "WHERE excluded.seq >= seq");
+  Statement del(impl_->db.get(), "DELETE FROM dead_letters WHERE id = ?1");
+  std::size_t requeued = 0;
+  const int64_t now = now_ms();
+  for (const auto& [id, body] : letters) {
+    if (auto r = decode_record(body)) {
+      put.bind(1, r->session_id).bind(2, r->seq).bind(3, r->state == SessionState::Closed ? 1 : 0);
+      put.bind(4, writer_id_).bind(5, now).bind(6, body);
+      const int rc = put.step();
+      put.reset();
+      if (rc != SQLITE_DONE) return handle_error(rc, "cannot requeue dead letters");
+    }
+    // An undecodable letter goes back as it is: the collector will refuse it again.
+    del.bind(1, id);
+    const int rc = del.step();
+    del.reset();
+    if (rc != SQLITE_DONE) return handle_error(rc, "cannot requeue dead letters");
+    ++requeued;
+  }
   if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, "cannot requeue dead letters");
-  return n;
+  return requeued;
 }
 
 Result<std::size_t> Spool::purge_dead_letters() {
@@ -465,7 +517,7 @@ Result<std::size_t> Spool::purge_dead_letters() {
 Result<std::vector<std::string>> Spool::pending_lines() {
   std::lock_guard lock(mutex_);
   if (Status s = ensure_open(); !s) return Error{s.error()};
-  Statement st(impl_->db.get(), "SELECT body FROM records WHERE acked = 0 ORDER BY id");
+  Statement st(impl_->db.get(), "SELECT body FROM sessions WHERE seq > sent_seq ORDER BY id");
   std::vector<std::string> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) out.push_back(st.column_text(0));
@@ -493,14 +545,11 @@ Result<std::size_t> Spool::recover_dead_writers() {
   }
   std::vector<SessionRecord> closes;
   for (int64_t writer : dead) {
-    // The latest row of each of its sessions, where that row is not a close.
-    Statement st(impl_->db.get(),
-                 "SELECT body FROM records r WHERE writer_id = ?1 AND closed = 0 AND seq = "
-                 "(SELECT max(seq) FROM records WHERE session_id = r.session_id) GROUP BY session_id");
+    Statement st(impl_->db.get(), "SELECT body FROM sessions WHERE writer_id = ?1 AND closed = 0");
     st.bind(1, writer);
     while (st.step() == SQLITE_ROW) {
       auto last = decode_record(st.column_text(0));
-      if (!last) continue;  // unreadable snapshot: nothing to recover from
+      if (!last) continue;  // unreadable row: nothing to recover from
       SessionRecord r = std::move(last).value();
       // Closed from its last saved update: the bytes and time we know for sure.
       r.seq += 1;
@@ -510,13 +559,13 @@ Result<std::size_t> Spool::recover_dead_writers() {
       closes.push_back(std::move(r));
     }
   }
-  const int64_t created = now_ms();
+  const int64_t now = now_ms();
   for (const SessionRecord& r : closes) {
     const std::string body = encode_record(r);
-    Statement& ins = impl_->upsert_record;
-    ins.bind(1, r.session_id).bind(2, r.seq).bind(3, 1).bind(4, created).bind(5, writer_id_).bind(6, body);
-    const int rc = ins.step();
-    ins.reset();
+    Statement& up = impl_->upsert;
+    up.bind(1, r.session_id).bind(2, r.seq).bind(3, 1).bind(4, writer_id_).bind(5, now).bind(6, body);
+    const int rc = up.step();
+    up.reset();
     if (rc != SQLITE_DONE) return handle_error(rc, "cannot recover sessions");
   }
   for (int64_t writer : dead) {
@@ -536,12 +585,13 @@ Result<SpoolStats> Spool::stats() {
   if (Status s = ensure_open(); !s) return Error{s.error()};
   SpoolStats s;
   Statement st(impl_->db.get(),
-               "SELECT (SELECT count(*) FROM records WHERE acked = 0), "
-               "(SELECT count(*) FROM records WHERE claim_id IS NOT NULL), "
+               "SELECT (SELECT count(*) FROM sessions WHERE seq > sent_seq), "
+               "(SELECT count(*) FROM sessions WHERE seq > sent_seq AND claim_id IS NOT NULL AND lease_until >= ?1), "
                "(SELECT count(*) FROM dead_letters), (SELECT value FROM meta WHERE key = 'dropped_records'), "
                "(SELECT value FROM meta WHERE key = 'dropped_bytes'), "
-               "(SELECT min(created_ms) FROM records WHERE acked = 0), "
-               "(SELECT count(*) FROM (SELECT max(closed) AS c FROM records GROUP BY session_id) WHERE c = 0)");
+               "(SELECT min(pending_since) FROM sessions WHERE seq > sent_seq), "
+               "(SELECT count(*) FROM sessions WHERE closed = 0)");
+  st.bind(1, now_ms());
   if (int rc = st.step(); rc != SQLITE_ROW) return handle_error(rc, "cannot read spool stats");
   s.pending = static_cast<uint64_t>(st.column_int(0));
   s.claimed = static_cast<uint64_t>(st.column_int(1));

@@ -95,17 +95,33 @@ TEST(Spool, NewerUnsentUpdateSupersedesOlderOne) {
   EXPECT_EQ(decode_all(*lines)[0].seq, 49);
 }
 
-TEST(Spool, UpdateWhileInFlightIsKeptSeparatelyAndReleaseKeepsTheNewest) {
+TEST(Spool, UpdateWhileInFlightIsSentAfterTheAck) {
   TempDir dir;
   auto spool = open_spool(dir.file("spool.db"));
   ASSERT_TRUE(spool->append(std::vector{sample_record("a", 1)}).ok());
   auto batch = spool->claim(10, std::chrono::seconds(60));
+  ASSERT_EQ(decode_record((*batch)->lines[0]).value().seq, 1);
   ASSERT_TRUE(spool->append(std::vector{sample_record("a", 2)}).ok());
-  EXPECT_EQ(spool->stats()->pending, 2u);
-  ASSERT_TRUE(spool->release((*batch)->batch_id).ok());
+  EXPECT_FALSE(spool->claim(10, std::chrono::seconds(60))->has_value());  // the session is in flight
+  ASSERT_TRUE(spool->ack((*batch)->batch_id).ok());                       // seq 1 delivered, seq 2 not
+  auto next = spool->claim(10, std::chrono::seconds(60));
+  ASSERT_TRUE(next->has_value());
+  EXPECT_EQ(decode_record((*next)->lines[0]).value().seq, 2);
+  ASSERT_TRUE(spool->release((*next)->batch_id).ok());
   auto lines = decode_all(*spool->pending_lines());
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0].seq, 2);
+}
+
+TEST(Spool, ClosedSessionsLeaveTheFileOnceDeliveredOpenOnesStayForRecovery) {
+  TempDir dir;
+  auto spool = open_spool(dir.file("spool.db"));
+  ASSERT_TRUE(spool->append(std::vector{sample_record("open", 3), sample_record("done", 4, true)}).ok());
+  auto batch = spool->claim(10, std::chrono::seconds(60));
+  ASSERT_TRUE(spool->ack((*batch)->batch_id).ok());
+  auto stats = spool->stats();
+  EXPECT_EQ(stats->pending, 0u);
+  EXPECT_EQ(stats->open_sessions, 1u);  // "open" is kept as its snapshot, "done" is gone
 }
 
 TEST(Spool, ExpiredLeaseCanBeClaimedAgain) {

@@ -2,21 +2,23 @@
 // shared by every process and thread on the edge (all nginx workers, any number of
 // GStreamer pipelines).
 //
-// A record leaves the spool only when the collector acknowledged it: claim() leases
-// a batch (BEGIN IMMEDIATE, so two uploaders never hold the same row; a lease whose
-// owner died expires), ack() deletes it, release() returns it, dead_letter() moves
-// a batch the collector refused as malformed aside. An unsent older update of a
-// session is superseded by its newer one (coalescing), so an outage of hours keeps
-// one row per session. Size-capped: when full, superseded rows go first, then dead
-// letters, then the oldest records — counted exactly in `dropped_records`.
+// One row per session holds its latest update and how far the collector has it: the row
+// is pending while its seq is beyond what was acknowledged. A newer update replaces an
+// unsent older one in place (coalescing), so an outage of hours keeps one row per session.
+// claim() leases a batch of pending rows (BEGIN IMMEDIATE, so two uploaders never hold the
+// same row; a lease whose owner died expires), ack() marks the sent seq delivered (closed
+// sessions then leave the file), release() returns the batch, dead_letter() keeps a batch
+// the collector refused as malformed aside. Size-capped: when full, rows of open sessions
+// the collector already has go first (only their crash recovery is lost), then dead
+// letters, then the oldest pending sessions — counted exactly in `dropped_records`.
 //
-// Crash safety: open sessions of each writer are kept in the file; recover_dead_writers()
-// closes those of writers (pid + process start time) that died, from their last saved
-// update, with end_reason "recovered". A corrupt file is moved aside to
-// PATH.corrupt-<timestamp> and a fresh spool started, with a log line.
+// Crash safety: the row of an open session is its last saved update; recover_dead_writers()
+// closes the open sessions of writers (pid + process start time) that died, from that row,
+// with end_reason "recovered". A corrupt file is moved aside to PATH.corrupt-<timestamp>
+// and a fresh spool started, with a log line.
 //
-// Thread-safety: one Spool object may be used from several threads (an internal
-// mutex serializes them); every process opens its own. No method throws.
+// Thread-safety: one Spool object may be used from several threads (an internal mutex
+// serializes them); every process opens its own. No method throws.
 #pragma once
 
 #include <chrono>
@@ -42,14 +44,14 @@ struct SpoolOptions {
 };
 
 struct SpoolStats {
-  uint64_t pending = 0;       // records not yet acknowledged (claimed or not)
-  uint64_t claimed = 0;       // of which leased to an uploader right now
+  uint64_t pending = 0;       // sessions with an update the collector has not acknowledged
+  uint64_t claimed = 0;       // of which leased to a live uploader right now
   uint64_t dead_letters = 0;
   uint64_t dropped_records = 0;
   uint64_t dropped_bytes = 0;
-  std::optional<int64_t> oldest_pending_ms;  // created_at of the oldest pending record
+  std::optional<int64_t> oldest_pending_ms;  // since when the longest-waiting session is pending
   uint64_t bytes = 0;         // space the spool's data uses
-  uint64_t open_sessions = 0; // sessions saved as open (recoverable)
+  uint64_t open_sessions = 0; // sessions whose last saved update is open (recoverable)
 };
 
 struct ClaimedBatch {
@@ -118,7 +120,7 @@ class Spool {
   // first), or when another process moved the file away (the inode changed).
   Status ensure_open();
   Error handle_error(int rc, const char* what);  // notes corruption for ensure_open()
-  Status run_batch_statements(const std::string& batch_id, std::span<const char* const> sql, const char* what);
+  Status finish_batch(const std::string& batch_id, bool delivered, const char* what);
 
   SpoolOptions options_;
   std::string server_id_;
