@@ -119,6 +119,13 @@ gboolean HttpListener::on_incoming(GSocketService*, GSocketConnection* connectio
 }
 
 void HttpListener::watch(GSocketConnection* connection) {
+  if (pending_.size() >= kMaxPendingRequests) {
+    // A flood of idle connections must not grow without bound: refuse at once.
+    GST_INFO("%zu requests being read already: 503", pending_.size());
+    send_response_head(g_socket_connection_get_socket(connection),
+                       simple_response(503, "Service Unavailable", "Retry-After: 5\r\n"));
+    return;  // the service drops its reference: the connection closes
+  }
   auto pending = std::make_unique<Pending>();
   pending->owner = this;
   pending->connection.reset(G_SOCKET_CONNECTION(g_object_ref(connection)));

@@ -50,6 +50,8 @@ class HttpListener {
   HttpListener& operator=(const HttpListener&) = delete;
 
   int port() const { return port_; }
+  // Connections whose request head is still being read, at most; more get 503.
+  static constexpr std::size_t kMaxPendingRequests = 1024;
   // The listener thread's main context, e.g. for periodic timers of the owner.
   GMainContext* context() const { return context_; }
 
