@@ -13,6 +13,9 @@ using nlohmann::json;
 
 constexpr int64_t kMaxBuckets = 50'000;
 
+// Store errors are 500, except a report that is too large for the request.
+ApiResponse store_error(const std::string& message);
+
 ApiResponse ok_json(const json& body) { return {200, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json", ""}; }
 
 json metric_value(Metric m, int64_t v) {
@@ -123,6 +126,10 @@ int64_t bucket_for_limit(int64_t from, int64_t to, int64_t n) {
   return length;
 }
 
+ApiResponse store_error(const std::string& message) {
+  return json_error(message.starts_with(kReportTooLarge) ? 400 : 500, message);
+}
+
 }  // namespace
 
 ApiResponse json_error(int status, const std::string& message) {
@@ -135,7 +142,7 @@ ApiResponse ReportApi::events(std::string_view query, int64_t now) const {
   auto q = report_query(p, now, false);
   if (!q) return json_error(400, q.error());
   auto groups = store_.events(*q);
-  if (!groups) return json_error(500, groups.error());
+  if (!groups) return store_error(groups.error());
   json data = json::array();
   for (const GroupTotals& g : *groups) {
     json totals = json::object();
@@ -169,7 +176,7 @@ ApiResponse ReportApi::timeseries(std::string_view query, int64_t now) const {
     return json_error(400, "bucket: " + std::to_string(buckets) + " buckets in this range; at most " +
                                std::to_string(kMaxBuckets) + " (use a longer bucket or bucket_limit)");
   auto ts = store_.timeseries(*q);
-  if (!ts) return json_error(500, ts.error());
+  if (!ts) return store_error(ts.error());
   json body = json::object();
   for (std::size_t m = 0; m < q->metrics.size(); ++m) {
     json data = json::array();
@@ -220,7 +227,7 @@ ApiResponse ReportApi::top(std::string_view query, int64_t now) const {
   q.from = month;
   q.to = add_months(month, 1);
   auto groups = store_.events(q);
-  if (!groups) return json_error(500, groups.error());
+  if (!groups) return store_error(groups.error());
   std::sort(groups->begin(), groups->end(), [](const GroupTotals& a, const GroupTotals& b) {
     return a.values[0] != b.values[0] ? a.values[0] > b.values[0] : a.key < b.key;
   });

@@ -195,10 +195,16 @@ Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q
 
   std::map<GroupKey, ScanGroup> groups;
   std::string chain_error;
+  bool too_many = false;
   auto bucket_of = [&](int64_t t) { return (floor_to(t, length) - first) / length; };
   Status st = scan_sessions(db, q, first, range_end, max_session_ms, need_viewers, [&](ScannedSession&& s) {
+    if (too_many) return;
     auto [it, inserted] = groups.try_emplace(s.key);
     ScanGroup& g = it->second;
+    if (inserted && static_cast<int64_t>(groups.size()) * count > kMaxReportPoints) {
+      too_many = true;
+      return;
+    }
     if (inserted) {
       g.sessions.assign(count, 0);
       g.views.assign(count, 0);
@@ -231,6 +237,9 @@ Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q
   });
   if (!st) return Error{st.error()};
   if (!chain_error.empty()) return Error{chain_error};
+  if (too_many)
+    return Error{std::string(kReportTooLarge) + "more than " + std::to_string(kMaxReportPoints) +
+                 " points (groups x buckets); narrow the range, filter, or use fewer dimensions or longer buckets"};
   return groups;
 }
 
@@ -329,6 +338,11 @@ Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
     return Error{s.error()};
   std::map<GroupKey, std::pair<Counters, std::vector<Counters>>> merged;
   for (auto& [k, c] : before) merged[k.first].first += c;
+  for (auto& [k, c] : before) merged[k.first];
+  for (auto& [k, c] : within) merged[k.first];
+  if (static_cast<int64_t>(merged.size()) * ts.bucket_count > kMaxReportPoints)
+    return Error{std::string(kReportTooLarge) + "more than " + std::to_string(kMaxReportPoints) +
+                 " points (groups x buckets); narrow the range, filter, or use fewer dimensions or longer buckets"};
   for (auto& [k, c] : within) {
     auto& buckets = merged[k.first].second;
     if (buckets.empty()) buckets.resize(count);

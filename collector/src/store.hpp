@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "report_model.hpp"
@@ -53,6 +54,11 @@ struct StoreStats {
   int64_t sessions = 0;
   int64_t size_bytes = 0;  // database files on disk
 };
+
+// A report that would exceed this many points (groups x buckets) fails with an error
+// starting with kReportTooLarge; the API answers 400 with it.
+inline constexpr int64_t kMaxReportPoints = 5'000'000;
+inline constexpr std::string_view kReportTooLarge = "report too large: ";
 
 class Store {
  public:

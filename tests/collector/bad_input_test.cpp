@@ -193,6 +193,24 @@ TEST_F(BadInput, QueryParametersAreValidatedAndNamed) {
   EXPECT_EQ(collector_->get("/v1/nothing").status, 404);
 }
 
+TEST_F(BadInput, ReportsTooLargeForMemoryAreRefused) {
+  std::string body;
+  for (int i = 0; i < 150; ++i) {
+    json j = json::parse(good_line("user-session-" + std::to_string(i)));
+    j["user_id"] = "user-" + std::to_string(i);
+    body += j.dump() + "\n";
+  }
+  ASSERT_EQ(collector_->post(gzip_compress(body), ingest_headers()).status, 200);
+  // 150 users x 41761 one-minute buckets > 5M points.
+  const HttpResponse r =
+      collector_->get("/v1/timeseries?metrics=ccu&dimensions=user_id&bucket=1m&from=2026-09-01&to=2026-09-30");
+  EXPECT_EQ(r.status, 400) << r.body.substr(0, 200);
+  EXPECT_NE(r.body.find("report too large"), std::string::npos) << r.body.substr(0, 200);
+  // The same report over one day is fine.
+  EXPECT_EQ(collector_->get("/v1/timeseries?metrics=ccu&dimensions=user_id&bucket=1m&from=2026-09-21&to=2026-09-22").status,
+            200);
+}
+
 TEST(ReadTokens, EveryReadEndpointNeedsOneWhenConfigured) {
   TempDir dir;
   CollectorProcess collector(dir.file("t.db"), {"--read-token", "reader-1", "--read-token", "reader-2"});
