@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gst_test_util.hpp"
 #include "test_support.hpp"
@@ -39,9 +40,52 @@ const char* kMedia =
     "( videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=25/1 ! "
     "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 ! rtph264pay name=pay0 pt=96 )";
 
+// Splits what an RTSP server sends over one TCP connection into interleaved frames
+// ('$', channel, 16-bit length, packet) — counting the bytes of channel 0 (RTP) —
+// and RTSP responses (head + Content-Length body), which it keeps.
+class RtspStreamParser {
+ public:
+  void feed(const char* bytes, std::size_t n) {
+    data_.append(bytes, n);
+    while (!data_.empty()) {
+      if (data_[0] == '$') {
+        if (data_.size() < 4) return;
+        std::size_t len = (static_cast<unsigned char>(data_[2]) << 8) | static_cast<unsigned char>(data_[3]);
+        if (data_.size() < 4 + len) return;
+        if (data_[1] == 0) rtp_frame_bytes_ += 4 + len;
+        data_.erase(0, 4 + len);
+      } else {
+        std::size_t end = data_.find("\r\n\r\n");
+        if (end == std::string::npos) return;
+        if (data_.compare(0, 5, "RTSP/") != 0) {
+          error_ = true;
+          data_.clear();
+          return;
+        }
+        std::size_t body = 0;
+        std::size_t cl = data_.find("Content-Length:");
+        if (cl != std::string::npos && cl < end) body = std::stoul(data_.substr(cl + 15));
+        if (data_.size() < end + 4 + body) return;
+        responses_.push_back(data_.substr(0, end + 4 + body));
+        data_.erase(0, end + 4 + body);
+      }
+    }
+  }
+  uint64_t rtp_frame_bytes() const { return rtp_frame_bytes_.load(); }
+  bool error() const { return error_; }
+  std::vector<std::string>& responses() { return responses_; }
+
+ private:
+  std::string data_;
+  std::atomic<uint64_t> rtp_frame_bytes_{0};
+  bool error_ = false;
+  std::vector<std::string> responses_;
+};
+
 // A TCP relay client <-> server that counts, in the server-to-client direction, the
 // bytes of interleaved RTP frames ('$', channel 0, 16-bit length, packet) —
-// parsing RTSP responses (head + Content-Length body) in between.
+// parsing RTSP responses (head + Content-Length body) in between. Every accepted
+// connection gets its own pump thread (a client may reconnect, e.g. around PAUSE).
 class InterleavedCountingRelay {
  public:
   explicit InterleavedCountingRelay(int upstream_port) : upstream_port_(upstream_port) {
@@ -56,11 +100,12 @@ class InterleavedCountingRelay {
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
     port_ = ntohs(addr.sin_port);
     ::listen(listen_fd_, 4);
-    thread_ = std::thread([this] { run(); });
+    acceptor_ = std::thread([this] { accept_loop(); });
   }
   ~InterleavedCountingRelay() {
     stop_ = true;
-    thread_.join();
+    acceptor_.join();
+    for (auto& t : pumps_) t.join();
     ::close(listen_fd_);
   }
   int port() const { return port_; }
@@ -68,13 +113,15 @@ class InterleavedCountingRelay {
   bool parse_error() const { return parse_error_.load(); }
 
  private:
-  void run() {
-    int client = -1;
-    while (!stop_ && client < 0) {
+  void accept_loop() {
+    while (!stop_) {
       pollfd p{listen_fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) > 0) client = ::accept(listen_fd_, nullptr, nullptr);
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int client = ::accept(listen_fd_, nullptr, nullptr);
+      if (client >= 0) pumps_.emplace_back([this, client] { pump(client); });
     }
-    if (client < 0) return;
+  }
+  void pump(int client) {
     int server = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -85,7 +132,8 @@ class InterleavedCountingRelay {
       ::close(server);
       return;
     }
-    std::string pending;  // server->client bytes not parsed yet
+    RtspStreamParser parser;
+    uint64_t counted = 0;
     while (!stop_) {
       pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
       if (::poll(p, 2, 50) <= 0) continue;
@@ -99,45 +147,23 @@ class InterleavedCountingRelay {
         ssize_t n = ::recv(server, buf, sizeof buf, 0);
         if (n <= 0) break;
         (void)!::send(client, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL);
-        pending.append(buf, static_cast<std::size_t>(n));
-        parse(pending);
+        parser.feed(buf, static_cast<std::size_t>(n));
+        rtp_frame_bytes_ += parser.rtp_frame_bytes() - counted;
+        counted = parser.rtp_frame_bytes();
+        if (parser.error()) parse_error_ = true;
       }
     }
     ::close(client);
     ::close(server);
   }
-  void parse(std::string& data) {
-    while (!data.empty()) {
-      if (data[0] == '$') {
-        if (data.size() < 4) return;
-        std::size_t len = (static_cast<unsigned char>(data[2]) << 8) | static_cast<unsigned char>(data[3]);
-        if (data.size() < 4 + len) return;
-        if (data[1] == 0) rtp_frame_bytes_ += 4 + len;
-        data.erase(0, 4 + len);
-      } else {
-        std::size_t end = data.find("\r\n\r\n");
-        if (end == std::string::npos) return;
-        if (data.compare(0, 5, "RTSP/") != 0) {
-          parse_error_ = true;
-          data.clear();
-          return;
-        }
-        std::size_t body = 0;
-        std::size_t cl = data.find("Content-Length:");
-        if (cl != std::string::npos && cl < end) body = std::stoul(data.substr(cl + 15));
-        if (data.size() < end + 4 + body) return;
-        data.erase(0, end + 4 + body);
-      }
-    }
-  }
-
   int upstream_port_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> rtp_frame_bytes_{0};
   std::atomic<bool> parse_error_{false};
-  std::thread thread_;
+  std::thread acceptor_;
+  std::vector<std::thread> pumps_;  // acceptor thread only, joined after it
 };
 
 class RtspServer : public ::testing::Test {
@@ -165,6 +191,9 @@ class RtspServer : public ::testing::Test {
         << streamtally::test::read_file(o.stderr_path);
   }
   void TearDown() override {
+    if (HasFailure()) {
+      std::printf("--- server stderr ---\n%s\n", streamtally::test::read_file(dir_.file("server.err")).c_str());
+    }
     // Under a wrapper like valgrind --error-exitcode=42, a clean exit means no leak.
     if (server_ && server_->running()) {
       const int code = server_->stop(wrapped_ ? 60s : 5s);
@@ -291,6 +320,121 @@ TEST_F(RtspServer, FfmpegOverTcpAndUdpShareTheMedia) {
   EXPECT_LE(diff, wire / 20) << "counted " << tcp.bytes_out << ", on the wire " << wire;
   std::printf("RTSP/TCP: server bytes_out %llu, interleaved RTP frames on the wire %llu\n",
               static_cast<unsigned long long>(tcp.bytes_out), static_cast<unsigned long long>(wire));
+}
+
+// A minimal RTSP client over TCP-interleaved that does exactly what a test asks:
+// DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, and counts the RTP frames it receives.
+class RawRtspClient {
+ public:
+  RawRtspClient(int port, std::string url, std::string user_agent)
+      : url_(std::move(url)), user_agent_(std::move(user_agent)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawRtspClient() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+  // Sends a request, reads (and counts frames) until its response; "" on timeout.
+  std::string request(const std::string& method, const std::string& url, const std::string& headers) {
+    const std::string text = method + " " + url + " RTSP/1.0\r\nCSeq: " + std::to_string(++cseq_) +
+                             "\r\nUser-Agent: " + user_agent_ + "\r\n" +
+                             (session_.empty() ? "" : "Session: " + session_ + "\r\n") + headers + "\r\n";
+    (void)!::send(fd_, text.data(), text.size(), MSG_NOSIGNAL);
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!parser_.responses().empty()) {
+        std::string response = parser_.responses().front();
+        parser_.responses().erase(parser_.responses().begin());
+        return response;
+      }
+      read_for(50ms);
+    }
+    return "";
+  }
+  // Reads for `duration`, counting the frames.
+  void read_for(std::chrono::milliseconds duration) {
+    auto until = std::chrono::steady_clock::now() + duration;
+    while (std::chrono::steady_clock::now() < until) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      char buf[65536];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      parser_.feed(buf, static_cast<std::size_t>(n));
+    }
+  }
+  // DESCRIBE + SETUP of the first stream, interleaved channels 0-1.
+  bool setup() {
+    std::string describe = request("DESCRIBE", url_, "Accept: application/sdp\r\n");
+    std::size_t base = describe.find("Content-Base: ");
+    std::size_t control = describe.find("a=control:stream=");
+    if (base == std::string::npos || control == std::string::npos) return false;
+    base_ = describe.substr(base + 14, describe.find("\r\n", base) - base - 14);
+    std::string stream = describe.substr(control + 10, describe.find_first_of("\r\n", control) - control - 10);
+    std::string reply = request("SETUP", base_ + stream, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n");
+    std::size_t session = reply.find("Session: ");
+    if (session == std::string::npos) return false;
+    session_ = reply.substr(session + 9, reply.find_first_of(";\r", session) - session - 9);
+    return reply.rfind("RTSP/1.0 200", 0) == 0;
+  }
+  bool play() { return request("PLAY", base_, "").rfind("RTSP/1.0 200", 0) == 0; }
+  bool pause() { return request("PAUSE", base_, "").rfind("RTSP/1.0 200", 0) == 0; }
+  bool teardown() { return request("TEARDOWN", base_, "").rfind("RTSP/1.0 200", 0) == 0; }
+  uint64_t rtp_frame_bytes() const { return parser_.rtp_frame_bytes(); }
+  bool parse_error() const { return parser_.error(); }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string url_, user_agent_, base_, session_;
+  int cseq_ = 0;
+  RtspStreamParser parser_;
+};
+
+TEST_F(RtspServer, PausedSpansAreNotCountedOverTcp) {
+  // Another viewer keeps the shared media playing while ours pauses.
+  ChildProcess::Options o;
+  o.argv = {"ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "udp", "-user_agent", "FFmpeg-Keeps-Playing",
+            "-i", url(port_), "-t", "20", "-c", "copy", "-f", "null", "-"};
+  ChildProcess other_viewer(o);
+  ASSERT_TRUE(wait_for_records(spool_, [&](const auto& latest) {
+    for (const auto& [id, r] : latest) if (r.user_agent == "FFmpeg-Keeps-Playing") return true;
+    return false;
+  }, 15s));
+
+  const std::string ua = "RawRtsp-Pause-Test/1.0";
+  RawRtspClient client(port_, url(port_), ua);
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.setup());
+  ASSERT_TRUE(client.play());
+  client.read_for(1500ms);
+  const uint64_t before_pause = client.rtp_frame_bytes();
+  ASSERT_GT(before_pause, 10000u);
+  ASSERT_TRUE(client.pause());
+  client.read_for(2000ms);  // the stream keeps being produced; this client is not sent it
+  const uint64_t during_pause = client.rtp_frame_bytes() - before_pause;
+  ASSERT_TRUE(client.play());
+  client.read_for(1500ms);
+  ASSERT_GT(client.rtp_frame_bytes(), before_pause + during_pause + 10000) << "data flows again after PLAY";
+  ASSERT_TRUE(client.teardown());
+  ASSERT_FALSE(client.parse_error());
+
+  ASSERT_TRUE(wait_for_records(spool_, [&](const auto& latest) { return closed_with_agent(latest, ua); }, 10s));
+  auto latest = latest_by_session(spool_records(spool_));
+  const SessionRecord& r = *closed_with_agent(latest, ua);
+  const uint64_t received = client.rtp_frame_bytes();
+  const uint64_t diff = r.bytes_out > received ? r.bytes_out - received : received - r.bytes_out;
+  // Counting the 2 s of PAUSE (the media went on for the other viewer) would add
+  // about 40 % of `received`.
+  EXPECT_LE(diff, received / 20) << "counted " << r.bytes_out << ", received " << received;
+  EXPECT_EQ(r.end_reason, streamtally::EndReason::Client);
+  std::printf("RTSP/TCP with PAUSE: server bytes_out %llu, client received %llu (of which %llu while paused)\n",
+              static_cast<unsigned long long>(r.bytes_out), static_cast<unsigned long long>(received),
+              static_cast<unsigned long long>(during_pause));
 }
 
 TEST_F(RtspServer, StoppingTheServerClosesOpenSessions) {
