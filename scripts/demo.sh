@@ -67,7 +67,7 @@ cat >"$work/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 load_module $rtmp_module;
 load_module $http_module;
-worker_processes 2;
+worker_processes 1;   # nginx-rtmp live streams need one worker (rtmp_auto_push is broken with the dynamic module)
 daemon on;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log info;
