@@ -193,8 +193,9 @@ void post_closed(GstStreamtallyHttpSink* self, const SessionSummary& summary) {
   gst_element_post_message(GST_ELEMENT(self), make_session_message(GST_OBJECT(self), summary));
 }
 
-// Closes one client's session with its final byte count (caller holds no lock on
-// multisocketsink; `total_sent` already read). Returns the summary to post.
+// Closes one client's session with its final byte count (`total_sent`: multisocketsink's
+// bytes-sent, read by the caller). The caller holds state->mutex and posts the
+// returned summary after releasing it.
 std::optional<SessionSummary> close_client_locked(HttpClient& client, uint64_t total_sent,
                                                   streamtally_end_reason_t reason) {
   if (client.closed) return std::nullopt;
