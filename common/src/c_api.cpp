@@ -121,7 +121,9 @@ void streamtally_ctx_destroy(streamtally_ctx_t* ctx, uint64_t timeout_ms) {
       for (auto& weak : handle->sessions)
         if (auto s = weak.lock()) handle->context->tracker().close(s, EndReason::Server);
     }
-    handle->context->flush(std::chrono::milliseconds(timeout_ms));
+    // Only the last user waits for the upload; the others return at once (their closed
+    // records are queued, and whatever is not uploaded stays in the spool anyway).
+    Context::release(std::move(handle->context), std::chrono::milliseconds(timeout_ms));
     return 0;
   });
 }
@@ -212,6 +214,7 @@ void streamtally_session_free(streamtally_session_t* s) {
   guarded([&] {
     std::unique_ptr<streamtally_session_s> handle(s);
     handle->context->tracker().close(handle->session, EndReason::Server);
+    Context::release(std::move(handle->context), std::chrono::milliseconds(0));
     return 0;
   });
 }

@@ -48,8 +48,27 @@ Result<std::shared_ptr<Context>> Context::acquire(const ContextConfig& config) {
     if (auto existing = it->second.lock()) return existing;
   std::shared_ptr<Context> ctx(new Context(config));
   if (Status s = ctx->start(); !s) return Error{s.error()};
+  ctx->registry_key_ = key;
   reg.contexts[key] = ctx;
   return ctx;
+}
+
+void Context::release(std::shared_ptr<Context> context, std::chrono::milliseconds timeout) {
+  if (!context) return;
+  bool last = false;
+  {
+    Registry& reg = registry();
+    std::lock_guard lock(reg.mutex);
+    if (context.use_count() == 1) {
+      last = true;
+      // Retire it: a later acquire() starts a fresh context instead of this stopping one.
+      if (auto it = reg.contexts.find(context->registry_key_); it != reg.contexts.end()) {
+        auto current = it->second.lock();
+        if (!current || current == context) reg.contexts.erase(it);
+      }
+    }
+  }
+  if (last) context->shutdown(timeout);
 }
 
 Context::Context(ContextConfig config) : config_(std::move(config)), impl_(std::make_unique<Impl>()) {}
@@ -89,7 +108,9 @@ Status Context::start() {
   return Status::Ok();
 }
 
-Context::~Context() { shutdown(std::chrono::milliseconds(2000)); }
+// Without an explicit shutdown (the last user was a session handle), stop without waiting
+// for the network: what is not uploaded stays in the spool for the next start.
+Context::~Context() { shutdown(std::chrono::milliseconds(0)); }
 
 bool Context::flush(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

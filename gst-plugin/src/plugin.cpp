@@ -11,5 +11,5 @@ static gboolean plugin_init(GstPlugin *plugin) { return streamtally_gst_register
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, streamtally,
                   "StreamTally per-session accounting: streamtally, streamtallyhttpsink",
-                  plugin_init, STREAMTALLY_VERSION, "unknown", "StreamTally",
+                  plugin_init, STREAMTALLY_VERSION, "BSD", "StreamTally",
                   "https://github.com/streamtally/streamtally")

@@ -52,6 +52,9 @@ struct ContextStats {
 class Context {
  public:
   static Result<std::shared_ptr<Context>> acquire(const ContextConfig& config);
+  // Drops one user's reference. The last user (decided under the registry's lock, so no
+  // acquire() can pick the context up meanwhile) shuts it down within the timeout.
+  static void release(std::shared_ptr<Context> context, std::chrono::milliseconds timeout);
   ~Context();  // closes open sessions ("server"), flushes briefly, stops threads
 
   SessionTracker& tracker() { return *tracker_; }
@@ -72,6 +75,7 @@ class Context {
   Status start();
 
   ContextConfig config_;
+  std::string registry_key_;
   std::string server_id_;
   std::unique_ptr<SessionTracker> tracker_;
   std::unique_ptr<Impl> impl_;
