@@ -50,6 +50,10 @@ class Statement {
   double real(int col) const { return sqlite3_column_double(stmt_.get(), col); }
   bool is_null(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
   std::string text(int col) const;
+  bool text_equals(int col, std::string_view value) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), col));
+    return p && std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col))) == value;
+  }
   std::optional<std::string> nullable_text(int col) const;
   std::optional<int64_t> nullable_int64(int col) const;
   int columns() const { return sqlite3_column_count(stmt_.get()); }

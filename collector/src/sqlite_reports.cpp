@@ -158,8 +158,9 @@ Status scan_sessions(sqlite3* db, const ReportQuery& q, int64_t from, int64_t to
   sql.bind_all(st);
   while (st.step()) {
     ScannedSession s;
-    s.id = st.int64(0), s.started_at = st.int64(1), s.end_t = st.int64(2), s.play = st.text(3) == "play";
-    s.viewer = st.text(4) + '\n' + st.text(5);
+    s.id = st.int64(0), s.started_at = st.int64(1), s.end_t = st.int64(2);
+    s.play = st.text_equals(3, "play");  // no string copy: this loop runs per session
+    if (need_viewers) s.viewer = st.text(4) + '\n' + st.text(5);
     for (std::size_t i = 0; i < q.dimensions.size(); ++i) s.key.push_back(st.text(static_cast<int>(6 + i)));
     visit(std::move(s));
   }
