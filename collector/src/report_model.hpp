@@ -1,6 +1,6 @@
 // The collector's report vocabulary: metrics, dimensions, filters and the result
 // shapes a Store returns. Parsing from query strings lives in query_params.*,
-// rendering to JSON in api_*.cpp; the Store only sees these validated values.
+// rendering to JSON in report_api.cpp; the Store only sees these validated values.
 #pragma once
 
 #include <cstdint>

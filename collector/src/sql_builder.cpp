@@ -22,11 +22,6 @@ void SqlBuilder::bind_all(Statement& statement) const {
   }
 }
 
-std::string rollup_dimension_sql(std::string_view d) {
-  // The dimsets table names its columns like the dimensions.
-  return "d." + std::string(d);
-}
-
 std::string session_dimension_sql(std::string_view d, SqlBuilder& sql) {
   if (d == "server") return "s.server_id";
   if (d == "user_id") return "coalesce(s.user_id, '')";
@@ -34,11 +29,11 @@ std::string session_dimension_sql(std::string_view d, SqlBuilder& sql) {
   return "s." + std::string(d);  // validated by is_dimension(): a fixed name
 }
 
-std::string where_sql(const std::vector<WhereClause>& where, bool rollup_side, SqlBuilder& sql) {
+std::string where_sql(const std::vector<WhereClause>& where, SqlBuilder& sql) {
   std::string out;
   for (const WhereClause& clause : where) {
     out += " AND (";
-    out += rollup_side ? rollup_dimension_sql(clause.dimension) : session_dimension_sql(clause.dimension, sql);
+    out += session_dimension_sql(clause.dimension, sql);
     out += " IN (";
     for (std::size_t i = 0; i < clause.values.size(); ++i) {
       if (i) out += ", ";

@@ -1,6 +1,6 @@
 // Builds SQL text with numbered parameters: every value from a request is bound,
 // never spliced, so a `where` value can never become SQL. Column expressions come
-// only from the fixed dimension tables below.
+// only from validated dimension names (report_model.cpp).
 #pragma once
 
 #include <string>
@@ -29,12 +29,11 @@ class SqlBuilder {
   std::vector<Value> values_;
 };
 
-// Column expressions of a dimension on the rollup side (dimsets AS d) or the
-// session side (sessions AS s); tag.<key> binds its JSON path through the builder.
-std::string rollup_dimension_sql(std::string_view dimension);
+// Column expression of a dimension on the sessions table (AS s); tag.<key> binds its
+// JSON path through the builder.
 std::string session_dimension_sql(std::string_view dimension, SqlBuilder& sql);
 
-// " AND (expr IN (?, ?)) ..." for every where clause.
-std::string where_sql(const std::vector<WhereClause>& where, bool rollup_side, SqlBuilder& sql);
+// " AND (expr IN (?, ?)) ..." for every where clause, on the sessions table.
+std::string where_sql(const std::vector<WhereClause>& where, SqlBuilder& sql);
 
 }  // namespace streamtally::collector

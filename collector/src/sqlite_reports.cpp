@@ -152,7 +152,7 @@ Status scan_sessions(sqlite3* db, const ReportQuery& q, int64_t from, int64_t to
   for (const auto& d : q.dimensions) text += ", " + session_dimension_sql(d, sql);
   text += " FROM sessions AS s WHERE s.started_at >= " + sql.param(from - max_session_ms) +
           " AND s.started_at < " + sql.param(to) + " AND s.end_t >= " + sql.param(from);
-  text += where_sql(q.where, false, sql);
+  text += where_sql(q.where, sql);
   Statement st(db, text);
   if (!st.valid()) return Error{st.error()};
   sql.bind_all(st);
