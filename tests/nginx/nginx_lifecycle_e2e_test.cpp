@@ -53,18 +53,19 @@ TEST(NginxLifecycle, ReloadNeitherLosesNorDoubleCounts) {
   nginx.reload();
   truth += fetch(nginx, "steady", 6);
 
-  // The old workers close what they own ("server"); the rest times out in the new ones.
-  auto closed = wait_for_closed(nginx.spool_path(), 1, 20s, [](const SessionRecord& r) {
-    return r.token == "steady" && r.end_reason == EndReason::Timeout;
-  });
-  ASSERT_FALSE(closed.empty()) << nginx.error_log();
+  // The old workers close what they own ("server") when they exit; a session the new
+  // workers own times out. Which worker owns the viewer after the reload depends on
+  // whether the old ones are still draining when the requests come: both are right.
   ASSERT_TRUE(test::wait_until(
       [&] {
-        for (const auto& r : sessions_with_token(spool_sessions(nginx.spool_path()), "steady"))
+        auto steady = sessions_with_token(spool_sessions(nginx.spool_path()), "steady");
+        if (steady.empty()) return false;
+        for (const auto& r : steady)
           if (r.state != SessionState::Closed) return false;
         return true;
       },
-      10s));
+      20s))
+      << describe(spool_sessions(nginx.spool_path())) << nginx.error_log();
   auto sessions = sessions_with_token(spool_sessions(nginx.spool_path()), "steady");
   uint64_t counted = 0;
   for (const auto& r : sessions) {
