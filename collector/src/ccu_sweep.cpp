@@ -1,43 +1,63 @@
 #include "ccu_sweep.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace streamtally::collector {
-namespace {
 
-enum EventKind : int { kEnd = 0, kStart = 1, kZeroLengthEnd = 2 };
-
-struct Event {
-  int64_t t;
-  int kind;
-  bool operator<(const Event& o) const { return t != o.t ? t < o.t : kind < o.kind; }
-};
-
-}  // namespace
-
+// Three sorted streams merged in time order; at equal times: ends of sessions with a
+// length first, then starts, then ends of zero-length sessions (see the header).
+// Starts usually arrive sorted already (the scan reads the started_at index), so
+// only the ends need sorting.
 std::vector<int64_t> max_concurrency(const std::vector<OpenInterval>& sessions, int64_t first, int64_t length,
                                      int64_t count) {
-  std::vector<Event> events;
-  events.reserve(sessions.size() * 2);
+  std::vector<int64_t> starts, ends, instant_ends;
+  starts.reserve(sessions.size());
+  ends.reserve(sessions.size());
   for (const OpenInterval& s : sessions) {
-    events.push_back({s.start, kStart});
-    events.push_back({s.end, s.end > s.start ? kEnd : kZeroLengthEnd});
+    starts.push_back(s.start);
+    (s.end > s.start ? ends : instant_ends).push_back(s.end);
   }
-  std::sort(events.begin(), events.end());
+  if (!std::is_sorted(starts.begin(), starts.end())) std::sort(starts.begin(), starts.end());
+  std::sort(ends.begin(), ends.end());
+  std::sort(instant_ends.begin(), instant_ends.end());
+
+  constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  std::size_t si = 0, ei = 0, zi = 0;
+  auto next_start = [&] { return si < starts.size() ? starts[si] : kNever; };
+  auto next_end = [&] { return ei < ends.size() ? ends[ei] : kNever; };
+  auto next_instant_end = [&] { return zi < instant_ends.size() ? instant_ends[zi] : kNever; };
 
   std::vector<int64_t> result(static_cast<std::size_t>(count), 0);
-  std::size_t i = 0;
   int64_t open = 0;
-  auto apply = [&](const Event& e) { open += e.kind == kStart ? 1 : -1; };
   for (int64_t b = 0; b < count; ++b) {
     const int64_t begin = first + b * length, end = begin + length;
-    while (i < events.size() && events[i].t < begin) apply(events[i++]);
-    while (i < events.size() && events[i].t == begin && events[i].kind == kEnd) apply(events[i++]);
+    // Everything before the bucket, then the ends at its first instant.
+    for (;;) {
+      const int64_t e = next_end(), st = next_start(), z = next_instant_end();
+      if (e <= begin && e <= st && e <= z) {  // ends first at a tie (and at `begin` itself)
+        --open, ++ei;
+      } else if (st < begin && st <= z) {
+        ++open, ++si;
+      } else if (z < begin) {
+        --open, ++zi;
+      } else {
+        break;
+      }
+    }
     int64_t best = open;  // the sessions open at the bucket's first instant
-    while (i < events.size() && events[i].t < end) {
-      apply(events[i]);
-      if (events[i].kind == kStart) best = std::max(best, open);
-      ++i;
+    for (;;) {
+      const int64_t e = next_end(), st = next_start(), z = next_instant_end();
+      const int64_t t = std::min({e, st, z});
+      if (t >= end) break;
+      if (e == t) {
+        --open, ++ei;
+      } else if (st == t) {
+        ++open, ++si;
+        best = std::max(best, open);
+      } else {
+        --open, ++zi;
+      }
     }
     result[static_cast<std::size_t>(b)] = best;
   }
