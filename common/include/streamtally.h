@@ -128,10 +128,11 @@ typedef struct {
 
 int streamtally_ctx_create(const streamtally_config_t *config, streamtally_ctx_t **out);
 
-/* Closes the sessions opened through this handle with end_reason "server" and releases
- * it. The last release of a context (no other handle or session holds it) also writes
- * everything to the spool and uploads what it can within timeout_ms; what is not
- * uploaded stays in the spool for the next start. Other releases never block. */
+/* Closes the sessions opened through this handle with end_reason "server", writes what
+ * was tracked to the spool (local disk) and releases the handle. The last release of a
+ * context (no other handle or session holds it) also uploads what it can within
+ * timeout_ms; what is not uploaded stays in the spool for the next start. Other releases
+ * never wait for the network. */
 void streamtally_ctx_destroy(streamtally_ctx_t *ctx, uint64_t timeout_ms);
 
 /* Writes everything tracked so far to the spool and, with a collector, uploads

@@ -121,9 +121,9 @@ void streamtally_ctx_destroy(streamtally_ctx_t* ctx, uint64_t timeout_ms) {
       for (auto& weak : handle->sessions)
         if (auto s = weak.lock()) handle->context->tracker().close(s, EndReason::Server);
     }
-    // Only the last user waits for the upload; the others return at once (their closed
-    // records are queued, and whatever is not uploaded stays in the spool anyway).
-    Context::release(std::move(handle->context), std::chrono::milliseconds(timeout_ms));
+    // Every user's records reach the spool (local disk); only the last user waits for the
+    // upload — whatever is not uploaded stays in the spool for the next start anyway.
+    Context::release(std::move(handle->context), std::chrono::milliseconds(timeout_ms), /*spool_now=*/true);
     return 0;
   });
 }
@@ -214,7 +214,8 @@ void streamtally_session_free(streamtally_session_t* s) {
   guarded([&] {
     std::unique_ptr<streamtally_session_s> handle(s);
     handle->context->tracker().close(handle->session, EndReason::Server);
-    Context::release(std::move(handle->context), std::chrono::milliseconds(0));
+    // Never waits unless it is the very last user (the host has destroyed its contexts).
+    Context::release(std::move(handle->context), std::chrono::milliseconds(1000), /*spool_now=*/false);
     return 0;
   });
 }

@@ -53,7 +53,7 @@ Result<std::shared_ptr<Context>> Context::acquire(const ContextConfig& config) {
   return ctx;
 }
 
-void Context::release(std::shared_ptr<Context> context, std::chrono::milliseconds timeout) {
+void Context::release(std::shared_ptr<Context> context, std::chrono::milliseconds timeout, bool spool_now) {
   if (!context) return;
   bool last = false;
   {
@@ -68,7 +68,10 @@ void Context::release(std::shared_ptr<Context> context, std::chrono::millisecond
       }
     }
   }
-  if (last) context->shutdown(timeout);
+  if (last)
+    context->shutdown(timeout);
+  else if (spool_now)
+    context->flush_to_spool(timeout);  // durable before the host may exit; no network wait
 }
 
 Context::Context(ContextConfig config) : config_(std::move(config)), impl_(std::make_unique<Impl>()) {}
@@ -111,6 +114,8 @@ Status Context::start() {
 // Without an explicit shutdown (the last user was a session handle), stop without waiting
 // for the network: what is not uploaded stays in the spool for the next start.
 Context::~Context() { shutdown(std::chrono::milliseconds(0)); }
+
+bool Context::flush_to_spool(std::chrono::milliseconds timeout) { return impl_->writer->flush(timeout); }
 
 bool Context::flush(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -213,7 +213,8 @@ TEST(NginxLifecycle, KillingOneOfTwoWorkersSplitsOnlyItsOwnSessions) {
         for (const auto& r : spool_sessions(nginx.spool_path())) updated += r.seq >= 1;
         return updated == 10;
       },
-      15s));
+      15s))
+      << describe(spool_sessions(nginx.spool_path())) << nginx.error_log();
 
   ::kill(workers[0], SIGKILL);
   ASSERT_TRUE(test::wait_until(

@@ -53,8 +53,11 @@ class Context {
  public:
   static Result<std::shared_ptr<Context>> acquire(const ContextConfig& config);
   // Drops one user's reference. The last user (decided under the registry's lock, so no
-  // acquire() can pick the context up meanwhile) shuts it down within the timeout.
-  static void release(std::shared_ptr<Context> context, std::chrono::milliseconds timeout);
+  // acquire() can pick the context up meanwhile) shuts the context down: spools everything
+  // and uploads what it can within the timeout. Other users return at once, having waited
+  // (bounded by the timeout) for the spool write only when `spool_now` (e.g. a host that is
+  // about to exit).
+  static void release(std::shared_ptr<Context> context, std::chrono::milliseconds timeout, bool spool_now);
   ~Context();  // closes open sessions ("server"), flushes briefly, stops threads
 
   SessionTracker& tracker() { return *tracker_; }
@@ -64,6 +67,8 @@ class Context {
   // Spools everything tracked so far and, with a collector, uploads it.
   // False when that did not finish within the timeout (nothing is lost).
   bool flush(std::chrono::milliseconds timeout);
+  // Spools everything tracked so far (local disk only, no network).
+  bool flush_to_spool(std::chrono::milliseconds timeout);
   // Closes open sessions and flushes within the timeout (for host shutdown).
   void shutdown(std::chrono::milliseconds timeout);
   ContextStats stats();
