@@ -14,10 +14,8 @@ namespace streamtally {
 namespace {
 
 using Value = rapidjson::Value;
-using Writer = rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>,
-                                 rapidjson::CrtAllocator, rapidjson::kWriteValidateEncodingFlag>;
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-// String() returns false when the validating writer meets ill-formed UTF-8.
 bool put(Writer& w, const char* key, std::string_view v) {
   w.Key(key);
   return w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
@@ -29,7 +27,18 @@ bool put_nullable(Writer& w, const char* key, const std::optional<std::string>& 
   return w.Null();
 }
 
-// Writes the record; false when a string is not valid UTF-8 (the writer validates).
+// True when every string of the record is valid UTF-8 (what the writer needs: it copies
+// bytes through). One cheap pass; the edge sanitizes client strings before this.
+bool all_text_valid(const SessionRecord& r) {
+  for (const std::string* s : {&r.server_id, &r.host, &r.session_id, &r.stream, &r.client_ip, &r.user_agent,
+                               &r.referer})
+    if (!is_valid_utf8(*s)) return false;
+  if ((r.user_id && !is_valid_utf8(*r.user_id)) || (r.token && !is_valid_utf8(*r.token))) return false;
+  for (const auto& [k, v] : r.tags)
+    if (!is_valid_utf8(k) || !is_valid_utf8(v)) return false;
+  return true;
+}
+
 bool write_record(const SessionRecord& r, rapidjson::StringBuffer& buffer) {
   Writer w(buffer);
   bool ok = true;
@@ -133,12 +142,14 @@ struct Reader {
 }  // namespace
 
 void encode_record(const SessionRecord& r, std::string& out) {
-  rapidjson::StringBuffer buffer;
-  if (!write_record(r, buffer)) {
+  thread_local rapidjson::StringBuffer buffer;  // reused: no allocation per record
+  buffer.Clear();
+  if (all_text_valid(r)) {
+    write_record(r, buffer);
+  } else {
     // Invalid UTF-8 is replaced, never an error: the edge sanitizes first, this is the backstop.
     SessionRecord clean = r;
     sanitize(clean);
-    buffer.Clear();
     write_record(clean, buffer);
   }
   out.append(buffer.GetString(), buffer.GetSize());
