@@ -115,6 +115,11 @@ http {
     }
     server {
         listen 127.0.0.1:$http_port;
+        # The demo's viewers all come from 127.0.0.1; they pose as clients behind a load
+        # balancer that appends X-Forwarded-For (nginx's realip module), so the collector
+        # has addresses to find countries for.
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Forwarded-For;
         location /hls/ {
             alias $work/hls/;
             streamtally on;
@@ -145,38 +150,42 @@ for n in 1 2; do
     -t 8 -f null - &
   pids+=($!)
 done
-hls_viewer() {  # user-agent referer token
+hls_viewer() {  # user-agent referer token forwarded-for
   local end=$((SECONDS + 10))
   while [ $SECONDS -lt $end ]; do
     local playlist
-    playlist=$(curl -fs -A "$1" -e "$2" "http://127.0.0.1:$http_port/hls/demo.m3u8?token=$3&user=$3") || true
+    playlist=$(curl -fs -A "$1" -e "$2" -H "X-Forwarded-For: $4" \
+      "http://127.0.0.1:$http_port/hls/demo.m3u8?token=$3&user=$3") || true
     for seg in $(printf '%s\n' "$playlist" | grep -v '^#' | tail -n 2); do
-      curl -fs -o /dev/null -A "$1" -e "$2" "http://127.0.0.1:$http_port/hls/$seg?token=$3&user=$3" || true
+      curl -fs -o /dev/null -A "$1" -e "$2" -H "X-Forwarded-For: $4" \
+        "http://127.0.0.1:$http_port/hls/$seg?token=$3&user=$3" || true
     done
     sleep 1
   done
 }
 hls_viewer "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1" \
-  "https://m.example.com/live" hls-iphone &
+  "https://m.example.com/live" hls-iphone 81.2.69.160 &
 pids+=($!)
 hls_viewer "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36" \
-  "https://www.example.com/live" hls-desktop &
+  "https://www.example.com/live" hls-desktop 193.99.144.80 &
 pids+=($!)
-hls_viewer "ExoPlayerLib/2.19.1" "" hls-android &
+hls_viewer "ExoPlayerLib/2.19.1" "" hls-android 200.147.67.142 &
 pids+=($!)
 
 say "A GStreamer pipeline serving HTTP with streamtallyhttpsink (:$gst_port) and two curl clients"
 GST_PLUGIN_PATH="$gst_plugins" gst-launch-1.0 -q -e \
   videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=25/1 ! \
   x264enc tune=zerolatency speed-preset=ultrafast ! mpegtsmux ! \
-  streamtallyhttpsink address=127.0.0.1 port="$gst_port" stream=gst/testcard \
+  streamtallyhttpsink address=127.0.0.1 port="$gst_port" stream=gst/testcard trust-x-forwarded-for=true \
   spool="$work/gst-spool.db" collector="$collector" collector-token="$ingest_token" interim=5000 \
   >"$work/gst.log" 2>&1 &
 gst=$!
 pids+=($gst)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$gst_port") 2>/dev/null && break; sleep 0.1; done
-curl -s -o /dev/null --max-time 6 -A "VLC/3.0.18 LibVLC/3.0.18" "http://127.0.0.1:$gst_port/?token=gst-a&user=alice" || true &
-curl -s -o /dev/null --max-time 4 -A "Lavf/59.27.100" -e "https://tv.example.com/" "http://127.0.0.1:$gst_port/?token=gst-b" || true &
+curl -s -o /dev/null --max-time 6 -A "VLC/3.0.18 LibVLC/3.0.18" -H "X-Forwarded-For: 133.242.0.3" \
+  "http://127.0.0.1:$gst_port/gst/testcard?token=gst-a&user=alice" || true &
+curl -s -o /dev/null --max-time 4 -A "Lavf/59.27.100" -e "https://tv.example.com/" -H "X-Forwarded-For: 8.8.8.8" \
+  "http://127.0.0.1:$gst_port/gst/testcard?token=gst-b" || true &
 
 wait "$publisher" || true
 sleep 2
