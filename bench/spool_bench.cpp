@@ -68,7 +68,7 @@ double bench_raw(const std::string& path, const std::vector<std::vector<std::str
   sqlite3* db = nullptr;
   sqlite3_open(path.c_str(), &db);
   sqlite3_exec(db,
-               "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;"
+               "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; PRAGMA mmap_size=268435456;"
                "CREATE TABLE records(id INTEGER PRIMARY KEY, session_id TEXT NOT NULL, seq INTEGER NOT NULL,"
                " closed INTEGER NOT NULL, created_ms INTEGER NOT NULL, body TEXT NOT NULL);",
                nullptr, nullptr, nullptr);

@@ -211,7 +211,7 @@ Status Spool::open_file() {
   sqlite3_extended_result_codes(raw, 1);
 
   // 16 MiB of page cache keeps the session index of a large backlog in memory.
-  rc = exec_sql(raw, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;");
+  rc = exec_sql(raw, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; PRAGMA mmap_size=268435456;");
   if (rc == SQLITE_OK) rc = exec_sql(raw, kSchema);
   // Read every table once: damage in their pages shows here, not in the middle of work.
   if (rc == SQLITE_OK) rc = exec_sql(raw, "SELECT count(*), sum(length(body)) FROM sessions; "
