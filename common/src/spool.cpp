@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 #include <unordered_map>
 
 #include "streamtally/clock.hpp"
@@ -211,21 +212,30 @@ Status Spool::open_file() {
   sqlite3_extended_result_codes(raw, 1);
 
   // 16 MiB of page cache keeps the session index of a large backlog in memory.
-  rc = exec_sql(raw, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; PRAGMA mmap_size=268435456;");
-  if (rc == SQLITE_OK) rc = exec_sql(raw, kSchema);
-  // Read every table once: damage in their pages shows here, not in the middle of work.
-  if (rc == SQLITE_OK) rc = exec_sql(raw, "SELECT count(*), sum(length(body)) FROM sessions; "
-                                          "SELECT count(*), sum(length(body)) FROM dead_letters;");
+  rc = exec_sql(raw, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; PRAGMA mmap_size=268435456;");
+  // Switching a new file to WAL needs a moment of exclusivity; every nginx worker opens the
+  // spool at the same instant, and this pragma may answer BUSY without waiting: retry.
+  for (int attempt = 0; rc == SQLITE_OK && attempt < 250; ++attempt) {
+    const int wal_rc = exec_sql(raw, "PRAGMA journal_mode=WAL");
+    if ((wal_rc & 0xFF) != SQLITE_BUSY && (wal_rc & 0xFF) != SQLITE_LOCKED) {
+      rc = wal_rc;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   if (rc != SQLITE_OK) return handle_error(rc, "cannot initialize spool");
-
-  struct stat st {};
-  if (::stat(options_.path.c_str(), &st) == 0) impl_->inode = st.st_ino;
-
-  if (Status s = prepare(); !s) return s;
-
-  // server_id: generated once, kept in the file; INSERT OR IGNORE makes concurrent
-  // first starts agree on one id.
   {
+    // Schema, server id and writer registration in one IMMEDIATE transaction: a deferred
+    // read-then-write would fail at once (no busy wait) when another process created the
+    // tables in between.
+    Impl::Transaction tx(raw);
+    if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot initialize spool");
+    if ((rc = exec_sql(raw, kSchema)) != SQLITE_OK) return handle_error(rc, "cannot initialize spool");
+    // Read every table once: damage in their pages shows here, not in the middle of work.
+    rc = exec_sql(raw, "SELECT count(*), sum(length(body)) FROM sessions; "
+                       "SELECT count(*), sum(length(body)) FROM dead_letters;");
+    if (rc != SQLITE_OK) return handle_error(rc, "cannot initialize spool");
+    // server_id: generated once, kept in the file.
     const std::string generated = make_uuid_v4();
     Statement ins(raw, "INSERT OR IGNORE INTO meta(key, value) VALUES('server_id', ?1)");
     ins.bind(1, generated);
@@ -233,14 +243,21 @@ Status Spool::open_file() {
     Statement sel(raw, "SELECT value FROM meta WHERE key = 'server_id'");
     if ((rc = sel.step()) != SQLITE_ROW) return handle_error(rc, "cannot read server_id");
     server_id_ = sel.column_text(0);
-  }
-  {
     const ProcessIdentity me = ProcessIdentity::self();
-    Statement ins(raw, "INSERT INTO writers(pid, start_time, host, started_ms) VALUES(?1, ?2, ?3, ?4)");
-    ins.bind(1, me.pid).bind(2, static_cast<int64_t>(me.start_time)).bind(3, me.host).bind(4, now_ms());
-    if ((rc = ins.step()) != SQLITE_DONE) return handle_error(rc, "cannot register writer");
+    Statement writer(raw, "INSERT INTO writers(pid, start_time, host, started_ms) VALUES(?1, ?2, ?3, ?4)");
+    writer.bind(1, me.pid).bind(2, static_cast<int64_t>(me.start_time)).bind(3, me.host).bind(4, now_ms());
+    if ((rc = writer.step()) != SQLITE_DONE) return handle_error(rc, "cannot register writer");
     writer_id_ = sqlite3_last_insert_rowid(raw);
+    ins = Statement();
+    sel = Statement();
+    writer = Statement();
+    if ((rc = tx.commit()) != SQLITE_OK) return handle_error(rc, "cannot initialize spool");
   }
+
+  struct stat st {};
+  if (::stat(options_.path.c_str(), &st) == 0) impl_->inode = st.st_ino;
+
+  if (Status s = prepare(); !s) return s;
   return Status::Ok();
 }
 

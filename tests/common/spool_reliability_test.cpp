@@ -236,3 +236,27 @@ TEST(SpoolReliability, FullDiskDropsAndCountsButNeverFailsTheHost) {
   EXPECT_GT(stats->pending, 0u);                 // and the spool kept what it could
   EXPECT_EQ(stats->pending + dropped, attempted);  // every record is either kept or counted
 }
+
+TEST(SpoolReliability, ProcessesOpeningANewSpoolAtOnceAllSucceed) {
+  // nginx starts its workers together and each opens the (new) spool at the same instant.
+  for (int round = 0; round < 5; ++round) {
+    TempDir dir;
+    const std::string path = dir.file("spool.db");
+    int go[2];
+    ASSERT_EQ(pipe(go), 0);
+    std::vector<pid_t> children;
+    for (int p = 0; p < 6; ++p)
+      children.push_back(fork_child([&, p] {
+        close(go[1]);
+        char c;
+        if (read(go[0], &c, 1) != 0) return 5;  // released together when the pipe closes
+        auto spool = open_spool(path);
+        if (!spool) return 2;
+        return spool->append(std::vector{sample_record("p" + std::to_string(p))}).ok() ? 0 : 3;
+      }));
+    close(go[0]);
+    close(go[1]);
+    for (pid_t c : children) EXPECT_EQ(wait_exit(c), 0) << "round " << round;
+    EXPECT_EQ(open_spool(path)->stats()->pending, 6u);
+  }
+}
