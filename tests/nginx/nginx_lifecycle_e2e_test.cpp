@@ -55,14 +55,18 @@ TEST(NginxLifecycle, ReloadNeitherLosesNorDoubleCounts) {
 
   // The old workers close what they own ("server") when they exit; a session the new
   // workers own times out. Which worker owns the viewer after the reload depends on
-  // whether the old ones are still draining when the requests come: both are right.
+  // whether the old ones are still draining when the requests come: both are right. The
+  // new worker's session may reach the spool a moment after the old one's close, so wait
+  // for the whole truth: every session closed and every byte counted (once).
   ASSERT_TRUE(test::wait_until(
       [&] {
         auto steady = sessions_with_token(spool_sessions(nginx.spool_path()), "steady");
-        if (steady.empty()) return false;
-        for (const auto& r : steady)
+        uint64_t counted = 0;
+        for (const auto& r : steady) {
           if (r.state != SessionState::Closed) return false;
-        return true;
+          counted += r.bytes_out;
+        }
+        return !steady.empty() && counted >= truth;
       },
       20s))
       << describe(spool_sessions(nginx.spool_path())) << nginx.error_log();
