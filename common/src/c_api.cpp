@@ -2,6 +2,7 @@
 // catches everything: no C++ exception may reach a C host.
 #include "streamtally.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -17,6 +18,7 @@ struct streamtally_ctx_s {
   std::shared_ptr<Context> context;
   std::mutex mutex;
   std::vector<std::weak_ptr<Session>> sessions;  // opened through this handle
+  std::size_t prune_at = 64;                     // prune when the list reaches this size
 };
 
 struct streamtally_session_s {
@@ -175,11 +177,15 @@ int streamtally_session_open(streamtally_ctx_t* ctx, const streamtally_session_i
     handle->session = ctx->context->tracker().open(std::move(si));
     {
       std::lock_guard lock(ctx->mutex);
-      // Forget sessions that are gone, so long-lived hosts don't accumulate entries.
-      std::erase_if(ctx->sessions, [](const std::weak_ptr<Session>& w) {
-        auto s = w.lock();
-        return !s || s->closed();
-      });
+      // Forget sessions that are gone, so long-lived hosts don't accumulate entries; only
+      // when the list doubled, so an open costs O(1) amortized on the host's thread.
+      if (ctx->sessions.size() >= ctx->prune_at) {
+        std::erase_if(ctx->sessions, [](const std::weak_ptr<Session>& w) {
+          auto s = w.lock();
+          return !s || s->closed();
+        });
+        ctx->prune_at = std::max<std::size_t>(64, 2 * ctx->sessions.size());
+      }
       ctx->sessions.push_back(handle->session);
     }
     *out = handle.release();

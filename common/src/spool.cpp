@@ -111,10 +111,9 @@ struct Spool::Impl {
   }
 
   uint64_t used_bytes() {
-    const int64_t pages = single_int("PRAGMA page_count");
-    const int64_t free_pages = single_int("PRAGMA freelist_count");
-    const int64_t page_size = single_int("PRAGMA page_size");
-    return static_cast<uint64_t>((pages - free_pages) * page_size);
+    return static_cast<uint64_t>(single_int(
+        "SELECT (p.page_count - f.freelist_count) * s.page_size "
+        "FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"));
   }
 
   int add_to_dropped(uint64_t records, uint64_t bytes) {
@@ -299,10 +298,7 @@ Status Spool::ensure_open() {
 }
 
 Result<AppendResult> Spool::append(std::span<const SessionRecord> records) {
-  std::lock_guard lock(mutex_);
-  if (Status s = ensure_open(); !s) return Error{s.error()};
-
-  AppendResult result;
+  // Encode before taking the lock: an uploader's claim need not wait for it.
   uint64_t incoming = 0;
   std::vector<std::string> bodies;
   bodies.reserve(records.size());
@@ -310,6 +306,10 @@ Result<AppendResult> Spool::append(std::span<const SessionRecord> records) {
     bodies.push_back(encode_record(r));
     incoming += bodies.back().size() + 64;
   }
+
+  std::lock_guard lock(mutex_);
+  if (Status s = ensure_open(); !s) return Error{s.error()};
+  AppendResult result;
 
   auto attempt = [&]() -> int {
     Impl::Transaction tx(impl_->db.get());

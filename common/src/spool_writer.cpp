@@ -15,7 +15,7 @@ void SpoolWriter::enqueue(SessionRecord&& record) {
   std::lock_guard lock(mutex_);
   if (queue_.size() >= options_.max_queued) {
     // The spool has been unwritable for a long time: bound memory, count the loss.
-    queue_.erase(queue_.begin());
+    queue_.pop_front();
     ++written_total_;
     dropped_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -42,19 +42,19 @@ void SpoolWriter::stop() {
 }
 
 void SpoolWriter::write_queued() {
-  std::vector<SessionRecord> batch;
+  std::deque<SessionRecord> taken;
   {
     std::lock_guard lock(mutex_);
-    batch.swap(queue_);
+    taken.swap(queue_);
   }
-  if (batch.empty()) return;
+  if (taken.empty()) return;
+  std::vector<SessionRecord> batch(std::make_move_iterator(taken.begin()), std::make_move_iterator(taken.end()));
   auto result = spool_->append(batch);
   std::lock_guard lock(mutex_);
   if (!result) {
     // Keep them for the next tick, ahead of newer records.
     log(LogLevel::Warn, "spool append failed, will retry: " + result.error());
-    batch.insert(batch.end(), std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-    queue_.swap(batch);
+    queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
     return;
   }
   spooled_.fetch_add(result->appended - std::min(result->appended, result->dropped), std::memory_order_relaxed);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -58,7 +59,7 @@ class SpoolWriter {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable written_;
-  std::vector<SessionRecord> queue_;
+  std::deque<SessionRecord> queue_;  // deque: dropping the oldest is O(1) on the host's thread
   uint64_t enqueued_total_ = 0;  // guarded by mutex_
   uint64_t written_total_ = 0;   // records that left the queue (spooled or dropped)
   bool stopping_ = false;
