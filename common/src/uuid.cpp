@@ -1,5 +1,7 @@
 #include "streamtally/uuid.hpp"
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <cctype>
 #include <cstdio>
@@ -7,14 +9,27 @@
 
 namespace streamtally {
 
+namespace {
+
+std::mt19937_64 seeded_generator() {
+  std::random_device rd;
+  std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+  return std::mt19937_64(seq);
+}
+
+}  // namespace
+
 std::string make_uuid_v4() {
-  // One generator per thread, seeded from the OS: no lock, and unique across fork()ed
-  // workers because each thread seeds on first use after the fork.
-  thread_local std::mt19937_64 rng{[] {
-    std::random_device rd;
-    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-    return std::mt19937_64(seq);
-  }()};
+  // One generator per thread, seeded from the OS: no lock. A fork() copies the generator
+  // of the thread that forks (nginx's master forks its workers after configuration, a
+  // test forks after opening a spool), so a child would repeat its parent's ids: the
+  // generator is reseeded whenever the process id is not the one it was seeded in.
+  thread_local std::mt19937_64 rng = seeded_generator();
+  thread_local pid_t seeded_in = getpid();
+  if (const pid_t pid = getpid(); pid != seeded_in) {
+    rng = seeded_generator();
+    seeded_in = pid;
+  }
   uint64_t hi = rng(), lo = rng();
   hi = (hi & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
   lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10
