@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 #include <unordered_map>
@@ -18,26 +19,28 @@
 namespace streamtally {
 namespace {
 
-// One row per session: its latest update (`seq`, `body`) and how far the collector has it
-// (`sent_seq`). The row is pending while seq > sent_seq, so a newer update simply replaces
-// an unsent one (coalescing) and the row is always the snapshot crash recovery closes the
-// session from. Claims and acks only rewrite rows, in id order; the random-ordered session
-// index changes once at a session's start and once at its end.
+// One row per session in `sessions`: its latest update (`seq`, `body`), the snapshot crash
+// recovery closes the session from. `pending` is the send queue: one narrow row per session
+// whose latest update the collector has not acknowledged, so a newer update simply replaces
+// an unsent one (coalescing). A claim writes one small `claims` row (the batch's row ids and
+// its lease) and rewrites nothing; an ack deletes the batch's queue rows — a few pages,
+// where marking the wide session rows would rewrite every page that holds them. Closed
+// sessions the collector has in full leave `sessions` in bulk (see Impl::sweep_delivered).
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions(
   id INTEGER PRIMARY KEY,
   session_id TEXT NOT NULL UNIQUE,
   seq INTEGER NOT NULL,
-  sent_seq INTEGER NOT NULL DEFAULT -1,
   closed INTEGER NOT NULL,
   writer_id INTEGER NOT NULL,
-  pending_since INTEGER NOT NULL,
-  claim_id TEXT,
-  claimed_seq INTEGER,
-  lease_until INTEGER,
   body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sessions_pending ON sessions(id) WHERE seq > sent_seq;
+-- id = sessions.id; `seq` is the update waiting to be sent, pending since `since` (ms).
+CREATE TABLE IF NOT EXISTS pending(id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, since INTEGER NOT NULL);
+-- Batches leased to an uploader: `ids` are the session rows it holds (int64 array, native
+-- byte order: the file never leaves the machine) until lease_until.
+CREATE TABLE IF NOT EXISTS claims(
+  batch_id TEXT PRIMARY KEY, lease_until INTEGER NOT NULL, ids BLOB NOT NULL);
 -- Processes that write sessions, to recover the open sessions of those that die.
 CREATE TABLE IF NOT EXISTS writers(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -47,16 +50,44 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   id INTEGER PRIMARY KEY,
   batch_id TEXT NOT NULL, reason TEXT NOT NULL, http_status INTEGER NOT NULL,
   created_ms INTEGER NOT NULL, body TEXT NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 2), ('dropped_records', 0), ('dropped_bytes', 0);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 3), ('dropped_records', 0), ('dropped_bytes', 0);
 )sql";
 
-// A newer update replaces the session's row; it becomes (or stays) pending.
-constexpr const char* kUpsert =
-    "INSERT INTO sessions(session_id, seq, closed, writer_id, pending_since, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
-    "ON CONFLICT(session_id) DO UPDATE SET seq = excluded.seq, closed = excluded.closed, "
-    "writer_id = excluded.writer_id, body = excluded.body, "
-    "pending_since = CASE WHEN seq > sent_seq THEN pending_since ELSE excluded.pending_since END "
-    "WHERE excluded.seq > seq";
+// Schema version 2 kept the send state (sent_seq, pending_since, claim columns) in the
+// session rows themselves. Its pending rows move to the queue; the rest is copied as is.
+constexpr const char* kMigrateFromV2 = R"sql(
+CREATE TABLE sessions_v3(
+  id INTEGER PRIMARY KEY,
+  session_id TEXT NOT NULL UNIQUE,
+  seq INTEGER NOT NULL,
+  closed INTEGER NOT NULL,
+  writer_id INTEGER NOT NULL,
+  body TEXT NOT NULL);
+INSERT INTO sessions_v3 SELECT id, session_id, seq, closed, writer_id, body FROM sessions;
+CREATE TABLE IF NOT EXISTS pending(id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, since INTEGER NOT NULL);
+INSERT INTO pending SELECT id, seq, pending_since FROM sessions WHERE seq > sent_seq;
+DROP TABLE sessions;
+ALTER TABLE sessions_v3 RENAME TO sessions;
+UPDATE meta SET value = 3 WHERE key = 'schema_version';
+)sql";
+
+// Storing an update: a new session is inserted; otherwise a newer update replaces the
+// session's row (`allow_same`: also the same seq, for dead letters put back), and the row is
+// queued. Three plain statements, not one upsert with RETURNING: SQLite builds a temporary
+// table for RETURNING, which cost more than the two extra index probes of an update.
+constexpr const char* kInsertSession =
+    "INSERT INTO sessions(session_id, seq, closed, writer_id, body) VALUES(?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT(session_id) DO NOTHING";
+constexpr const char* kUpdateSession =
+    "UPDATE sessions SET seq = ?2, closed = ?3, writer_id = ?4, body = ?5 WHERE session_id = ?1 AND "
+    "(seq < ?2 OR (?6 AND seq = ?2))";
+// Queued, or the queued update replaced; it keeps waiting since it first waited.
+constexpr const char* kEnqueue =
+    "INSERT INTO pending(id, seq, since) VALUES(?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq";
+
+// Delivered closed sessions are swept once this process has kSweepRows of them, and when a
+// claim finds the queue empty (a quiet moment) after it delivered some.
+constexpr std::size_t kSweepRows = 16384;
 
 bool is_corruption(int rc) {
   const int primary = rc & 0xFF;
@@ -72,13 +103,31 @@ Error sqlite_error(sqlite3* db, int rc, const char* what) {
 struct Spool::Impl {
   SqliteDb db;
   ino_t inode = 0;
-  Statement upsert;
+  // Prepared once: they run for every record or every batch.
+  Statement insert_session;
+  Statement update_session;
+  Statement session_row;
+  Statement enqueue;
   Statement add_dropped;
+  Statement expire_claims;
+  Statement leased_ids;
+  Statement pending_rows;
+  Statement insert_claim;
+  Statement delete_claim;
+  Statement dequeue;
+  Statement drop_delivered;
+  Statement sweep_all_delivered;
+  // Closed sessions this process saw delivered and has not swept yet.
+  std::vector<int64_t> delivered_closed;
 
-  // What this process has in flight: the rows and the exact lines of each batch, so acks
-  // touch rows by id and dead letters keep what was sent (not a newer update).
+  // What this process has in flight: per batch the rows, the seq each row had when it
+  // was claimed (what the collector gets), whether that update closed the session, and
+  // the exact lines, so acks touch rows by id and dead letters keep what was sent (not a
+  // newer update). Only the claiming process can end a batch: its lease ends otherwise.
   struct InFlight {
     std::vector<int64_t> ids;
+    std::vector<int64_t> seqs;
+    std::vector<char> closed;
     std::vector<std::string> lines;
   };
   std::unordered_map<std::string, InFlight> in_flight;
@@ -126,16 +175,63 @@ struct Spool::Impl {
     return SQLITE_OK;
   }
 
-  // Frees space until the data fits under `limit`: first rows of open sessions the
-  // collector already has (only their crash recovery is lost), then dead letters, then
+  // Stores an update of a session and queues it for sending, unless the file already has
+  // a newer one (`allow_same`: or the same). SQLITE_DONE when done.
+  int put(const SessionRecord& r, std::string_view body, int64_t writer, int64_t since, bool allow_same = false) {
+    auto run = [](Statement& st) {
+      const int rc = st.step();
+      st.reset();
+      return rc;
+    };
+    const int closed = r.state == SessionState::Closed ? 1 : 0;
+    insert_session.bind_static(1, r.session_id).bind(2, r.seq).bind(3, closed).bind(4, writer).bind_static(5, body);
+    int rc = run(insert_session);
+    if (rc != SQLITE_DONE) return rc;
+    int64_t id = 0;
+    if (sqlite3_changes(db.get()) == 1) {
+      id = sqlite3_last_insert_rowid(db.get());
+    } else {
+      update_session.bind_static(1, r.session_id).bind(2, r.seq).bind(3, closed).bind(4, writer);
+      update_session.bind_static(5, body).bind(6, allow_same ? 1 : 0);
+      if ((rc = run(update_session)) != SQLITE_DONE) return rc;
+      if (sqlite3_changes(db.get()) == 0) return SQLITE_DONE;  // the file has a newer update
+      session_row.bind_static(1, r.session_id);
+      rc = session_row.step();
+      id = rc == SQLITE_ROW ? session_row.column_int(0) : 0;
+      session_row.reset();
+      if (rc != SQLITE_ROW) return rc;
+    }
+    enqueue.bind(1, id).bind(2, r.seq).bind(3, since);
+    return run(enqueue);
+  }
+
+  // Deletes the closed sessions this process saw delivered (unless queued again since).
+  // Not done row by row at ack: each delete touches a random page of the session_id index,
+  // so one sweep of many rows writes each index page once where single deletes would write
+  // it once per row.
+  int sweep_delivered() {
+    std::sort(delivered_closed.begin(), delivered_closed.end());
+    for (int64_t id : delivered_closed) {
+      drop_delivered.bind(1, id);
+      const int rc = drop_delivered.step();
+      drop_delivered.reset();
+      if (rc != SQLITE_DONE) return rc;
+    }
+    delivered_closed.clear();
+    return SQLITE_DONE;
+  }
+
+  // Frees space until the data fits under `limit`: first rows of sessions the collector
+  // already has (of open ones only their crash recovery is lost), then dead letters, then
   // the oldest pending sessions — those count as dropped. Inside the caller's transaction.
   int make_room(uint64_t limit, AppendResult& result) {
     static constexpr const char* kSteps[] = {
-        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE seq <= sent_seq "
-        "AND claim_id IS NULL ORDER BY id LIMIT 1000) RETURNING 0, 0",
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE id NOT IN (SELECT id FROM pending) "
+        "ORDER BY id LIMIT 1000) RETURNING 0, 0",
         "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id LIMIT 1000) "
         "RETURNING 1, length(body)",
-        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE seq > sent_seq ORDER BY id LIMIT 1000) "
+        // Their queue rows are deleted right after (below).
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM pending ORDER BY id LIMIT 1000) "
         "RETURNING 1, length(body)",
     };
     for (const char* sql : kSteps) {
@@ -152,6 +248,10 @@ struct Spool::Impl {
           }
         }
         if (rc != SQLITE_DONE) return rc;
+        if (sql == kSteps[2] && (rc = exec_sql(db.get(), "DELETE FROM pending WHERE id IN (SELECT id FROM pending "
+                                                         "ORDER BY id LIMIT 1000) AND id NOT IN "
+                                                         "(SELECT id FROM sessions)")) != SQLITE_OK)
+          return rc;
         if (lost) {
           result.dropped += lost;
           if (int arc = add_to_dropped(lost, lost_bytes); arc != SQLITE_OK) return arc;
@@ -160,16 +260,6 @@ struct Spool::Impl {
       }
     }
     return SQLITE_OK;
-  }
-
-  // The rows of a batch: from memory when this process claimed it, else from the file.
-  std::vector<int64_t> batch_ids(const std::string& batch_id) {
-    if (auto it = in_flight.find(batch_id); it != in_flight.end()) return it->second.ids;
-    std::vector<int64_t> ids;
-    Statement st(db.get(), "SELECT id FROM sessions WHERE claim_id = ?1");
-    st.bind(1, batch_id);
-    while (st.step() == SQLITE_ROW) ids.push_back(st.column_int(0));
-    return ids;
   }
 };
 
@@ -230,6 +320,16 @@ Status Spool::open_file() {
     Impl::Transaction tx(raw);
     if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot initialize spool");
     if ((rc = exec_sql(raw, kSchema)) != SQLITE_OK) return handle_error(rc, "cannot initialize spool");
+    {
+      Statement version(raw, "SELECT value FROM meta WHERE key = 'schema_version'");
+      if ((rc = version.step()) != SQLITE_ROW) return handle_error(rc, "cannot read the spool's schema version");
+      const int64_t v = version.column_int(0);
+      version = Statement();
+      if (v == 2 && (rc = exec_sql(raw, kMigrateFromV2)) != SQLITE_OK)
+        return handle_error(rc, "cannot migrate the spool from schema version 2");
+      if (v > 3) return Error{"spool " + options_.path + " has schema version " + std::to_string(v) +
+                              ", newer than this build understands (3)"};
+    }
     // Read every table once: damage in their pages shows here, not in the middle of work.
     rc = exec_sql(raw, "SELECT count(*), sum(length(body)) FROM sessions; "
                        "SELECT count(*), sum(length(body)) FROM dead_letters;");
@@ -262,9 +362,30 @@ Status Spool::open_file() {
 
 Status Spool::prepare() {
   sqlite3* db = impl_->db.get();
-  impl_->upsert = Statement(db, kUpsert);
-  impl_->add_dropped = Statement(db, "UPDATE meta SET value = value + ?1 WHERE key = ?2");
-  for (const Statement* st : {&impl_->upsert, &impl_->add_dropped})
+  Impl& im = *impl_;
+  im.insert_session = Statement(db, kInsertSession);
+  im.update_session = Statement(db, kUpdateSession);
+  im.session_row = Statement(db, "SELECT id FROM sessions WHERE session_id = ?1");
+  im.enqueue = Statement(db, kEnqueue);
+  im.add_dropped = Statement(db, "UPDATE meta SET value = value + ?1 WHERE key = ?2");
+  im.expire_claims = Statement(db, "DELETE FROM claims WHERE lease_until < ?1");
+  im.leased_ids = Statement(db, "SELECT ids FROM claims");
+  im.pending_rows = Statement(db,
+                              "SELECT p.id, s.seq, s.closed, s.body, p.since FROM pending p JOIN sessions s "
+                              "ON s.id = p.id ORDER BY p.id LIMIT ?1");
+  im.insert_claim = Statement(db, "INSERT INTO claims(batch_id, lease_until, ids) VALUES(?1, ?2, ?3)");
+  im.delete_claim = Statement(db, "DELETE FROM claims WHERE batch_id = ?1");
+  // A newer update that arrived while the batch was in flight stays queued.
+  im.dequeue = Statement(db, "DELETE FROM pending WHERE id = ?1 AND seq <= ?2");
+  im.drop_delivered = Statement(db,
+                                "DELETE FROM sessions WHERE id = ?1 AND closed = 1 AND "
+                                "NOT EXISTS (SELECT 1 FROM pending WHERE id = ?1)");
+  im.sweep_all_delivered = Statement(db,
+                                     "DELETE FROM sessions WHERE closed = 1 AND "
+                                     "NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = sessions.id)");
+  for (const Statement* st : {&im.insert_session, &im.update_session, &im.session_row, &im.enqueue, &im.add_dropped,
+                              &im.expire_claims, &im.leased_ids, &im.pending_rows, &im.insert_claim,
+                              &im.delete_claim, &im.dequeue, &im.drop_delivered, &im.sweep_all_delivered})
     if (!st->ok()) return handle_error(st->prepare_rc(), "cannot prepare spool statements");
   return Status::Ok();
 }
@@ -320,15 +441,8 @@ Result<AppendResult> Spool::append(std::span<const SessionRecord> records) {
       if (int rc = impl_->make_room(limit, local); rc != SQLITE_OK) return rc;
     }
     const int64_t created = now_ms();
-    for (std::size_t i = 0; i < records.size(); ++i) {
-      const SessionRecord& r = records[i];
-      Statement& up = impl_->upsert;
-      up.bind_static(1, r.session_id).bind(2, r.seq).bind(3, r.state == SessionState::Closed ? 1 : 0);
-      up.bind(4, writer_id_).bind(5, created).bind_static(6, bodies[i]);
-      const int rc = up.step();
-      up.reset();
-      if (rc != SQLITE_DONE) return rc;
-    }
+    for (std::size_t i = 0; i < records.size(); ++i)
+      if (int rc = impl_->put(records[i], bodies[i], writer_id_, created); rc != SQLITE_DONE) return rc;
     if (int rc = tx.commit(); rc != SQLITE_OK) return rc;
     result.dropped = local.dropped;
     result.appended = records.size();
@@ -378,53 +492,97 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   Impl::Transaction tx(impl_->db.get());
   if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot claim a batch");
   const int64_t now = now_ms();
-  ClaimedBatch batch;
-  batch.batch_id = make_uuid_v4();
-  Statement st(impl_->db.get(),
-               "UPDATE sessions SET claim_id = ?1, lease_until = ?2, claimed_seq = seq WHERE id IN "
-               "(SELECT id FROM sessions WHERE seq > sent_seq AND (claim_id IS NULL OR lease_until < ?3) "
-               "ORDER BY id LIMIT ?4) RETURNING id, body, pending_since");
-  st.bind(1, batch.batch_id).bind(2, now + lease.count()).bind(3, now).bind(4, static_cast<int64_t>(max_records));
+  Impl& im = *impl_;
+  auto fail = [&](Statement& st, int rc) {
+    st.reset();
+    return handle_error(rc, "cannot claim a batch");
+  };
+
+  // Rows leased by live batches (anyone's) are skipped; a lease that expired (its uploader
+  // died or gave up) frees its rows first.
+  im.expire_claims.bind(1, now);
+  if (int rc = im.expire_claims.step(); rc != SQLITE_DONE) return fail(im.expire_claims, rc);
+  im.expire_claims.reset();
+  std::vector<int64_t> leased;
   int rc;
+  while ((rc = im.leased_ids.step()) == SQLITE_ROW) {
+    const std::string_view blob = im.leased_ids.column_blob(0);
+    const std::size_t first = leased.size();
+    leased.resize(first + blob.size() / sizeof(int64_t));
+    std::memcpy(leased.data() + first, blob.data(), (leased.size() - first) * sizeof(int64_t));
+  }
+  if (rc != SQLITE_DONE) return fail(im.leased_ids, rc);
+  im.leased_ids.reset();
+  std::sort(leased.begin(), leased.end());
+
+  ClaimedBatch batch;
   batch.oldest_created_ms = now;
   Impl::InFlight flight;
-  while ((rc = st.step()) == SQLITE_ROW) {
-    flight.ids.push_back(st.column_int(0));
-    batch.lines.push_back(st.column_text(1));
-    batch.oldest_created_ms = std::min(batch.oldest_created_ms, st.column_int(2));
+  // Every leased row may come first in id order: ask for that many more.
+  im.pending_rows.bind(1, static_cast<int64_t>(max_records + leased.size()));
+  while (flight.ids.size() < max_records && (rc = im.pending_rows.step()) == SQLITE_ROW) {
+    const int64_t id = im.pending_rows.column_int(0);
+    if (std::binary_search(leased.begin(), leased.end(), id)) continue;
+    flight.ids.push_back(id);
+    flight.seqs.push_back(im.pending_rows.column_int(1));
+    flight.closed.push_back(im.pending_rows.column_int(2) != 0);
+    batch.lines.push_back(im.pending_rows.column_text(3));
+    batch.oldest_created_ms = std::min(batch.oldest_created_ms, im.pending_rows.column_int(4));
   }
-  if (rc != SQLITE_DONE) return handle_error(rc, "cannot claim a batch");
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(im.pending_rows, rc);
+  im.pending_rows.reset();
+
+  if (batch.lines.empty() && !im.delivered_closed.empty()) {
+    // The queue is empty: sweep every delivered closed session, also those of processes
+    // that died before their sweep.
+    if ((rc = im.sweep_all_delivered.step()) != SQLITE_DONE) return fail(im.sweep_all_delivered, rc);
+    im.sweep_all_delivered.reset();
+    im.delivered_closed.clear();
+  }
+  if (!batch.lines.empty()) {
+    batch.batch_id = make_uuid_v4();
+    im.insert_claim.bind_static(1, batch.batch_id).bind(2, now + lease.count());
+    im.insert_claim.bind_blob(3, flight.ids.data(), flight.ids.size() * sizeof(int64_t));
+    if ((rc = im.insert_claim.step()) != SQLITE_DONE) return fail(im.insert_claim, rc);
+    im.insert_claim.reset();
+  }
   if ((rc = tx.commit()) != SQLITE_OK) return handle_error(rc, "cannot claim a batch");
   if (batch.lines.empty()) return std::optional<ClaimedBatch>{};
   flight.lines = batch.lines;
-  impl_->in_flight.emplace(batch.batch_id, std::move(flight));
+  im.in_flight.emplace(batch.batch_id, std::move(flight));
   return std::optional<ClaimedBatch>{std::move(batch)};
 }
 
-// Ends a batch: its rows are delivered up to the seq that was sent (ack, dead letter) or
-// not at all (release). Closed sessions the collector has in full are deleted.
+// Ends a batch this process claimed: its rows are delivered up to the seq that was sent
+// (ack, dead letter) or not at all (release), and its lease is dropped. A late ack after
+// the lease expired still records what was delivered; another uploader may send the same
+// update again, which the collector's highest-seq rule makes harmless.
 Status Spool::finish_batch(const std::string& batch_id, bool delivered, const char* what) {
-  Impl::Transaction tx(impl_->db.get());
+  const auto it = impl_->in_flight.find(batch_id);
+  if (it == impl_->in_flight.end())
+    return Error{std::string(what) + ": batch " + batch_id + " is not in flight in this process"};
+  Impl& im = *impl_;
+  const Impl::InFlight& flight = it->second;
+  Impl::Transaction tx(im.db.get());
   if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), what);
-  Statement mark(impl_->db.get(),
-                 delivered ? "UPDATE sessions SET sent_seq = max(sent_seq, claimed_seq), claim_id = NULL, "
-                             "lease_until = NULL, claimed_seq = NULL WHERE id = ?1 AND claim_id = ?2"
-                           : "UPDATE sessions SET claim_id = NULL, lease_until = NULL, claimed_seq = NULL "
-                             "WHERE id = ?1 AND claim_id = ?2");
-  Statement drop(impl_->db.get(), "DELETE FROM sessions WHERE id = ?1 AND closed = 1 AND seq <= sent_seq");
-  for (int64_t id : impl_->batch_ids(batch_id)) {
-    mark.bind(1, id).bind(2, batch_id);
-    int rc = mark.step();
-    mark.reset();
-    if (rc != SQLITE_DONE) return handle_error(rc, what);
-    if (!delivered) continue;
-    drop.bind(1, id);
-    rc = drop.step();
-    drop.reset();
-    if (rc != SQLITE_DONE) return handle_error(rc, what);
+  auto run = [&](Statement& st) {
+    const int rc = st.step();
+    st.reset();
+    return rc;
+  };
+  for (std::size_t i = 0; delivered && i < flight.ids.size(); ++i) {
+    im.dequeue.bind(1, flight.ids[i]).bind(2, flight.seqs[i]);
+    if (int rc = run(im.dequeue); rc != SQLITE_DONE) return handle_error(rc, what);
+    if (flight.closed[i]) im.delivered_closed.push_back(flight.ids[i]);
   }
+  im.delete_claim.bind_static(1, batch_id);
+  if (int rc = run(im.delete_claim); rc != SQLITE_DONE) return handle_error(rc, what);
+  // The list is only a hint: a sweep deletes no row that is queued, whatever happened to
+  // this transaction, and a claim that finds the queue empty sweeps them all.
+  if (im.delivered_closed.size() >= kSweepRows)
+    if (int rc = im.sweep_delivered(); rc != SQLITE_DONE) return handle_error(rc, what);
   if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, what);
-  impl_->in_flight.erase(batch_id);
+  im.in_flight.erase(it);
   return Status::Ok();
 }
 
@@ -443,16 +601,11 @@ Status Spool::release(const std::string& batch_id) {
 Status Spool::dead_letter(const std::string& batch_id, const std::string& reason, int http_status) {
   std::lock_guard lock(mutex_);
   if (Status s = ensure_open(); !s) return s;
-  // Keep exactly what was sent; without this process's memory of it (it claimed the batch
-  // before a restart), the rows' current bodies are the best there is.
-  std::vector<std::string> lines;
-  if (auto it = impl_->in_flight.find(batch_id); it != impl_->in_flight.end()) {
-    lines = it->second.lines;
-  } else {
-    Statement st(impl_->db.get(), "SELECT body FROM sessions WHERE claim_id = ?1 ORDER BY id");
-    st.bind(1, batch_id);
-    while (st.step() == SQLITE_ROW) lines.push_back(st.column_text(0));
-  }
+  // Keep exactly what was sent, not a newer update of the same sessions.
+  const auto it = impl_->in_flight.find(batch_id);
+  if (it == impl_->in_flight.end())
+    return Error{"cannot dead-letter a batch: batch " + batch_id + " is not in flight in this process"};
+  const std::vector<std::string>& lines = it->second.lines;
   {
     Impl::Transaction tx(impl_->db.get());
     if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot dead-letter a batch");
@@ -496,21 +649,13 @@ Result<std::size_t> Spool::requeue_dead_letters() {
     while (st.step() == SQLITE_ROW) letters.emplace_back(st.column_int(0), st.column_text(1));
   }
   // Pending again, unless the session has a newer update (which will be sent anyway).
-  Statement put(impl_->db.get(),
-                "INSERT INTO sessions(session_id, seq, closed, writer_id, pending_since, body) "
-                "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(session_id) DO UPDATE SET seq = excluded.seq, "
-                "closed = excluded.closed, body = excluded.body, sent_seq = -1, pending_since = excluded.pending_since "
-                "WHERE excluded.seq >= seq");
   Statement del(impl_->db.get(), "DELETE FROM dead_letters WHERE id = ?1");
   std::size_t requeued = 0;
   const int64_t now = now_ms();
   for (const auto& [id, body] : letters) {
     if (auto r = decode_record(body)) {
-      put.bind(1, r->session_id).bind(2, r->seq).bind(3, r->state == SessionState::Closed ? 1 : 0);
-      put.bind(4, writer_id_).bind(5, now).bind(6, body);
-      const int rc = put.step();
-      put.reset();
-      if (rc != SQLITE_DONE) return handle_error(rc, "cannot requeue dead letters");
+      if (int rc = impl_->put(*r, body, writer_id_, now, true); rc != SQLITE_DONE)
+        return handle_error(rc, "cannot requeue dead letters");
     }
     // An undecodable letter goes back as it is: the collector will refuse it again.
     del.bind(1, id);
@@ -534,7 +679,7 @@ Result<std::size_t> Spool::purge_dead_letters() {
 Result<std::vector<std::string>> Spool::pending_lines() {
   std::lock_guard lock(mutex_);
   if (Status s = ensure_open(); !s) return Error{s.error()};
-  Statement st(impl_->db.get(), "SELECT body FROM sessions WHERE seq > sent_seq ORDER BY id");
+  Statement st(impl_->db.get(), "SELECT s.body FROM pending p JOIN sessions s ON s.id = p.id ORDER BY p.id");
   std::vector<std::string> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) out.push_back(st.column_text(0));
@@ -577,14 +722,9 @@ Result<std::size_t> Spool::recover_dead_writers() {
     }
   }
   const int64_t now = now_ms();
-  for (const SessionRecord& r : closes) {
-    const std::string body = encode_record(r);
-    Statement& up = impl_->upsert;
-    up.bind(1, r.session_id).bind(2, r.seq).bind(3, 1).bind(4, writer_id_).bind(5, now).bind(6, body);
-    const int rc = up.step();
-    up.reset();
-    if (rc != SQLITE_DONE) return handle_error(rc, "cannot recover sessions");
-  }
+  for (const SessionRecord& r : closes)
+    if (int rc = impl_->put(r, encode_record(r), writer_id_, now); rc != SQLITE_DONE)
+      return handle_error(rc, "cannot recover sessions");
   for (int64_t writer : dead) {
     Statement st(impl_->db.get(), "DELETE FROM writers WHERE id = ?1");
     st.bind(1, writer);
@@ -602,11 +742,11 @@ Result<SpoolStats> Spool::stats() {
   if (Status s = ensure_open(); !s) return Error{s.error()};
   SpoolStats s;
   Statement st(impl_->db.get(),
-               "SELECT (SELECT count(*) FROM sessions WHERE seq > sent_seq), "
-               "(SELECT count(*) FROM sessions WHERE seq > sent_seq AND claim_id IS NOT NULL AND lease_until >= ?1), "
+               "SELECT (SELECT count(*) FROM pending), "
+               "(SELECT coalesce(sum(length(ids)), 0) / 8 FROM claims WHERE lease_until >= ?1), "
                "(SELECT count(*) FROM dead_letters), (SELECT value FROM meta WHERE key = 'dropped_records'), "
                "(SELECT value FROM meta WHERE key = 'dropped_bytes'), "
-               "(SELECT min(pending_since) FROM sessions WHERE seq > sent_seq), "
+               "(SELECT min(since) FROM pending), "
                "(SELECT count(*) FROM sessions WHERE closed = 0)");
   st.bind(1, now_ms());
   if (int rc = st.step(); rc != SQLITE_ROW) return handle_error(rc, "cannot read spool stats");

@@ -66,7 +66,10 @@ TEST(SpoolReliability, ConcurrentWritersAndUploadersLoseNothingAndNeverShareARec
         std::vector<SessionRecord> batch;
         for (int k = i; k < i + 50; ++k)
           batch.push_back(sample_record("w" + std::to_string(w) + "-" + std::to_string(k), 0, true));
-        if (!spool->append(batch).ok()) return 3;
+        if (auto appended = spool->append(batch); !appended.ok()) {
+          std::fprintf(stderr, "writer %d: %s\n", w, appended.error().c_str());
+          return 3;
+        }
       }
       return 0;
     }));
@@ -79,7 +82,10 @@ TEST(SpoolReliability, ConcurrentWritersAndUploadersLoseNothingAndNeverShareARec
       for (;;) {
         const bool writers_done = std::filesystem::exists(done_flag);
         auto batch = spool->claim(100, std::chrono::seconds(120));
-        if (!batch.ok()) return 3;
+        if (!batch.ok()) {
+          std::fprintf(stderr, "claimer %d: %s\n", c, batch.error().c_str());
+          return 3;
+        }
         if (!batch->has_value()) {
           if (writers_done) return 0;
           std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -134,8 +134,29 @@ TEST(Spool, ExpiredLeaseCanBeClaimedAgain) {
   auto retry = spool->claim(10, std::chrono::seconds(60));
   ASSERT_TRUE(retry->has_value());
   EXPECT_EQ((*retry)->lines, (*dying)->lines);
-  EXPECT_TRUE(spool->ack((*dying)->batch_id).ok());  // the old owner's late ack removes nothing
-  EXPECT_EQ(spool->stats()->pending, 1u);
+  EXPECT_EQ(spool->stats()->claimed, 1u);  // only the live lease counts
+  // The old owner did deliver before its late ack: that counts, and the new owner's
+  // second delivery of the same update is harmless (the collector keeps the highest seq).
+  EXPECT_TRUE(spool->ack((*dying)->batch_id).ok());
+  EXPECT_EQ(spool->stats()->pending, 0u);
+  EXPECT_TRUE(spool->ack((*retry)->batch_id).ok());
+  EXPECT_EQ(spool->stats()->claimed, 0u);
+  EXPECT_FALSE(spool->claim(10, std::chrono::seconds(60))->has_value());
+}
+
+TEST(Spool, OnlyTheClaimingProcessEndsABatch) {
+  TempDir dir;
+  auto spool = open_spool(dir.file("spool.db"));
+  ASSERT_TRUE(spool->append(std::vector{sample_record("a")}).ok());
+  auto batch = spool->claim(10, std::chrono::seconds(60));
+  ASSERT_TRUE(batch->has_value());
+  auto other = open_spool(dir.file("spool.db"));  // another process's view of the file
+  const Status ack = other->ack((*batch)->batch_id);
+  ASSERT_FALSE(ack.ok());
+  EXPECT_NE(ack.error().find("not in flight"), std::string::npos) << ack.error();
+  EXPECT_FALSE(other->claim(10, std::chrono::seconds(60))->has_value());  // still leased
+  EXPECT_TRUE(spool->ack((*batch)->batch_id).ok());
+  EXPECT_EQ(other->stats()->pending, 0u);
 }
 
 TEST(Spool, DeadLettersCanBeListedRequeuedAndPurged) {
@@ -233,4 +254,57 @@ TEST(Spool, DamagedPagesAreDetectedAndMovedAside) {
   ASSERT_EQ(after->size(), 1u);
   EXPECT_EQ(decode_record((*after)[0]).value().session_id, "after");
   EXPECT_EQ(moved_aside_files(dir), 1);
+}
+
+// A spool written by schema version 2 (send state inside the session rows) keeps every
+// pending record and its snapshots after the upgrade, and works on as version 3.
+TEST(Spool, MigratesSchemaVersion2) {
+  TempDir dir;
+  const std::string path = dir.file("v2.db");
+  const std::string pending_open = encode_record(sample_record("pending-open", 3));
+  const std::string pending_closed = encode_record(sample_record("pending-closed", 2, true));
+  const std::string sent_open = encode_record(sample_record("sent-open", 5));
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string sql =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value NOT NULL);"
+        "CREATE TABLE sessions(id INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE, seq INTEGER NOT NULL,"
+        " sent_seq INTEGER NOT NULL DEFAULT -1, closed INTEGER NOT NULL, writer_id INTEGER NOT NULL,"
+        " pending_since INTEGER NOT NULL, claim_id TEXT, claimed_seq INTEGER, lease_until INTEGER, body TEXT NOT NULL);"
+        "CREATE INDEX sessions_pending ON sessions(id) WHERE seq > sent_seq;"
+        "CREATE TABLE writers(id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER NOT NULL,"
+        " start_time INTEGER NOT NULL, host TEXT NOT NULL, started_ms INTEGER NOT NULL);"
+        "CREATE TABLE dead_letters(id INTEGER PRIMARY KEY, batch_id TEXT NOT NULL, reason TEXT NOT NULL,"
+        " http_status INTEGER NOT NULL, created_ms INTEGER NOT NULL, body TEXT NOT NULL);"
+        "INSERT INTO meta VALUES('schema_version', 2), ('dropped_records', 7), ('dropped_bytes', 700),"
+        " ('server_id', 'edge-v2');"
+        "INSERT INTO sessions(session_id, seq, sent_seq, closed, writer_id, pending_since, body) VALUES"
+        " ('pending-open', 3, 1, 0, 1, 1000, '" + pending_open + "'),"
+        " ('pending-closed', 2, -1, 1, 1, 2000, '" + pending_closed + "'),"
+        " ('sent-open', 5, 5, 0, 1, 3000, '" + sent_open + "');";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto spool = open_spool(path);
+  EXPECT_EQ(spool->server_id(), "edge-v2");
+  auto stats = spool->stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->pending, 2u);
+  EXPECT_EQ(stats->open_sessions, 2u);
+  EXPECT_EQ(stats->dropped_records, 7u);
+  EXPECT_EQ(stats->oldest_pending_ms, 1000);
+  EXPECT_EQ(*spool->pending_lines(), (std::vector<std::string>{pending_open, pending_closed}));
+  // A newer update of a sent session is queued; an older one of a pending session is not.
+  ASSERT_TRUE(spool->append(std::vector{sample_record("sent-open", 6), sample_record("pending-open", 2)}).ok());
+  auto batch = spool->claim(10, std::chrono::seconds(60));
+  ASSERT_TRUE(batch.ok() && batch->has_value());
+  ASSERT_EQ((*batch)->lines.size(), 3u);
+  EXPECT_EQ((*batch)->lines[0], pending_open);
+  EXPECT_EQ(decode_record((*batch)->lines[2]).value().seq, 6);
+  ASSERT_TRUE(spool->ack((*batch)->batch_id).ok());
+  EXPECT_EQ(spool->stats()->pending, 0u);
+  spool.reset();
+  EXPECT_EQ(open_spool(path)->stats()->open_sessions, 2u);  // reopening finds version 3
 }

@@ -41,11 +41,20 @@ class Statement {
     return *this;
   }
   Statement& bind_null(int i) { sqlite3_bind_null(stmt_, i); return *this; }
+  Statement& bind_blob(int i, const void* data, std::size_t size) {
+    sqlite3_bind_blob64(stmt_, i, data, size, SQLITE_TRANSIENT);
+    return *this;
+  }
   int step() { return sqlite3_step(stmt_); }
   // Resets and clears bindings so the statement can run again.
   void reset() { sqlite3_reset(stmt_); sqlite3_clear_bindings(stmt_); }
   int64_t column_int(int i) const { return sqlite3_column_int64(stmt_, i); }
   bool column_is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+  std::string_view column_blob(int i) const {
+    const void* p = sqlite3_column_blob(stmt_, i);
+    return p ? std::string_view(static_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
+             : std::string_view();
+  }
   std::string column_text(int i) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
     return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i))) : std::string();
