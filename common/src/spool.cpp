@@ -85,9 +85,14 @@ constexpr const char* kUpdateSession =
 constexpr const char* kEnqueue =
     "INSERT INTO pending(id, seq, since) VALUES(?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq";
 
-// Delivered closed sessions are swept once this process has kSweepRows of them, and when a
-// claim finds the queue empty (a quiet moment) after it delivered some.
+// When delivered closed sessions leave the file (Impl::sweep_delivered): deleting a wide
+// row with its index entry costs about as much as storing it, so a backlog drains first
+// and is swept after. This process sweeps what it delivered once it has kSweepRows of them
+// while it keeps up (its last claim was not full), or kMaxUnswept in any case (the file
+// never holds more garbage than that); and every delivered closed session, anyone's, once
+// two claims in a row found the queue empty (a quiet spool).
 constexpr std::size_t kSweepRows = 16384;
+constexpr std::size_t kMaxUnswept = 262144;
 
 bool is_corruption(int rc) {
   const int primary = rc & 0xFF;
@@ -119,6 +124,8 @@ struct Spool::Impl {
   Statement sweep_all_delivered;
   // Closed sessions this process saw delivered and has not swept yet.
   std::vector<int64_t> delivered_closed;
+  bool last_claim_full = false;   // a backlog is draining
+  bool last_claim_empty = false;
 
   // What this process has in flight: per batch the rows, the seq each row had when it
   // was claimed (what the collector gets), whether that update closed the session, and
@@ -532,13 +539,15 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(im.pending_rows, rc);
   im.pending_rows.reset();
 
-  if (batch.lines.empty() && !im.delivered_closed.empty()) {
-    // The queue is empty: sweep every delivered closed session, also those of processes
-    // that died before their sweep.
+  if (batch.lines.empty() && im.last_claim_empty && !im.delivered_closed.empty()) {
+    // A quiet spool: sweep every delivered closed session, also those of processes that
+    // died before their sweep.
     if ((rc = im.sweep_all_delivered.step()) != SQLITE_DONE) return fail(im.sweep_all_delivered, rc);
     im.sweep_all_delivered.reset();
     im.delivered_closed.clear();
   }
+  im.last_claim_empty = batch.lines.empty();
+  im.last_claim_full = batch.lines.size() >= max_records;
   if (!batch.lines.empty()) {
     batch.batch_id = make_uuid_v4();
     im.insert_claim.bind_static(1, batch.batch_id).bind(2, now + lease.count());
@@ -579,7 +588,8 @@ Status Spool::finish_batch(const std::string& batch_id, bool delivered, const ch
   if (int rc = run(im.delete_claim); rc != SQLITE_DONE) return handle_error(rc, what);
   // The list is only a hint: a sweep deletes no row that is queued, whatever happened to
   // this transaction, and a claim that finds the queue empty sweeps them all.
-  if (im.delivered_closed.size() >= kSweepRows)
+  const std::size_t unswept = im.delivered_closed.size();
+  if ((unswept >= kSweepRows && !im.last_claim_full) || unswept >= kMaxUnswept)
     if (int rc = im.sweep_delivered(); rc != SQLITE_DONE) return handle_error(rc, what);
   if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, what);
   im.in_flight.erase(it);

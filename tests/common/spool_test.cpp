@@ -308,3 +308,38 @@ TEST(Spool, MigratesSchemaVersion2) {
   spool.reset();
   EXPECT_EQ(open_spool(path)->stats()->open_sessions, 2u);  // reopening finds version 3
 }
+
+// Delivered closed sessions leave the file in bulk once the spool is quiet (two claims in
+// a row find nothing); open sessions stay as recovery snapshots.
+TEST(Spool, DeliveredClosedSessionsAreSweptWhenQuiet) {
+  TempDir dir;
+  const std::string path = dir.file("spool.db");
+  auto rows_in_file = [&] {
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM sessions", -1, &st, nullptr);
+    const int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+  };
+  auto spool = open_spool(path);
+  ASSERT_TRUE(spool->append(std::vector{sample_record("c1", 1, true), sample_record("c2", 1, true),
+                                        sample_record("open", 1), sample_record("c3", 1, true)})
+                  .ok());
+  auto batch = spool->claim(10, std::chrono::seconds(60));
+  ASSERT_TRUE(batch.ok() && batch->has_value());
+  ASSERT_TRUE(spool->ack((*batch)->batch_id).ok());
+  EXPECT_EQ(rows_in_file(), 4);
+  EXPECT_FALSE(spool->claim(10, std::chrono::seconds(60))->has_value());  // drained: nothing deleted yet
+  EXPECT_EQ(rows_in_file(), 4);
+  EXPECT_FALSE(spool->claim(10, std::chrono::seconds(60))->has_value());  // quiet: swept
+  EXPECT_EQ(rows_in_file(), 1);
+  EXPECT_EQ(spool->stats()->open_sessions, 1u);
+  // A closed session still queued is never swept.
+  ASSERT_TRUE(spool->append(std::vector{sample_record("open", 2, true)}).ok());
+  EXPECT_FALSE(spool->claim(0, std::chrono::seconds(60))->has_value());
+  EXPECT_EQ(spool->stats()->pending, 1u);
+  EXPECT_EQ(rows_in_file(), 1);
+}
