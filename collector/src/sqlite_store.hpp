@@ -7,8 +7,8 @@
 // combination, kept in the ingest transaction), batches (Idempotency-Keys), meta.
 //
 // One writer connection does every ingest: batches that arrive together share one
-// transaction (group commit: one fsync), each in its own SAVEPOINT; queries use a
-// pool of read-only connections, so they run while a batch commits (WAL).
+// transaction (group commit: one fsync), each in its own SAVEPOINT (commit_group.hpp);
+// queries use a pool of read-only connections, so they run while a batch commits (WAL).
 #pragma once
 
 #include <atomic>
@@ -23,6 +23,8 @@
 #include "store.hpp"
 
 namespace streamtally::collector {
+
+struct SqliteWriter;
 
 class SqliteStore final : public Store {
  public:
@@ -63,9 +65,6 @@ class SqliteStore final : public Store {
     bool done = false;
   };
   void commit_group(std::vector<std::shared_ptr<PendingBatch>>& group);
-  Result<IngestOutcome> ingest_in_transaction(const IngestBatch& batch,
-                                              std::vector<std::pair<std::size_t, std::string>>& group_dims_keys,
-                                              int64_t& max_session_ms);
   std::mutex queue_mutex_;
   std::condition_variable queue_done_;
   std::vector<std::shared_ptr<PendingBatch>> queue_;
@@ -74,10 +73,9 @@ class SqliteStore final : public Store {
   Result<DbHandle> acquire_reader();
   void release_reader(DbHandle db);
 
-  struct Writer;
   std::string path_;
   std::mutex writer_mutex_;
-  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<SqliteWriter> writer_;
   std::mutex readers_mutex_;
   std::vector<DbHandle> readers_;
   std::atomic<int64_t> max_session_ms_{0};  // longest session seen: bounds range scans

@@ -1,0 +1,353 @@
+#include "commit_group.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+#include "attribution.hpp"
+#include "streamtally/clock.hpp"
+
+namespace streamtally::collector {
+namespace {
+
+int64_t point_time(const SessionRecord& r) { return r.ended_at ? *r.ended_at : r.updated_at; }
+
+// A rollup dimension's value for a record.
+std::string_view dimension_value(const IngestRecord& r, std::string_view dimension) {
+  if (dimension == "stream") return r.record.stream;
+  if (dimension == "server") return r.record.server_id;
+  if (dimension == "host") return r.record.host;
+  if (dimension == "type") return to_string(r.record.type);
+  if (dimension == "protocol") return to_string(r.record.protocol);
+  if (dimension == "country") return r.country;
+  if (dimension == "device_type") return r.device_type;
+  if (dimension == "os") return r.os;
+  return r.browser;
+}
+
+std::string tags_json(const SessionRecord& r) {
+  if (r.tags.empty()) return {};
+  return nlohmann::json(r.tags).dump();
+}
+
+// Binds the 29 session columns of a record (the order of kColumns in sqlite_writer.cpp).
+void bind_session(Statement& s, const IngestRecord& in, const FamilyIds& ids) {
+  const SessionRecord& r = in.record;
+  const int64_t last_t = point_time(r);
+  s.bind(1, r.server_id).bind(2, r.session_id).bind(3, r.seq).bind(4, to_string(r.state)).bind(5, to_string(r.type));
+  s.bind(6, to_string(r.protocol)).bind(7, r.stream).bind(8, r.host).bind(9, r.client_ip).bind(10, r.user_agent);
+  s.bind(11, r.referer).bind(12, in.referer_domain).bind(13, r.user_id).bind(14, r.token).bind(15, r.started_at);
+  s.bind(16, r.updated_at).bind(17, r.ended_at).bind(18, last_t).bind(19, std::max(r.started_at, last_t));
+  s.bind(20, static_cast<int64_t>(r.bytes_in)).bind(21, static_cast<int64_t>(r.bytes_out));
+  if (r.end_reason == EndReason::None)
+    s.bind_null(22);
+  else
+    s.bind(22, to_string(r.end_reason));
+  if (r.tags.empty())
+    s.bind_null(23);
+  else
+    s.bind(23, tags_json(r));
+  s.bind(24, in.country).bind(25, in.device_type).bind(26, in.os).bind(27, in.browser).bind(28, ids[0]).bind(29, ids[1]);
+}
+
+// Binds update_session_fast: the columns the next update of a session may change.
+void bind_session_fast(Statement& u, const IngestRecord& in, int64_t id) {
+  const SessionRecord& r = in.record;
+  const int64_t t = point_time(r);
+  u.bind(1, r.seq).bind(2, to_string(r.state)).bind(3, r.client_ip).bind(4, r.user_agent).bind(5, r.referer);
+  u.bind(6, in.referer_domain).bind(7, r.user_id).bind(8, r.token).bind(9, r.updated_at).bind(10, r.ended_at);
+  u.bind(11, t).bind(12, std::max(r.started_at, t)).bind(13, static_cast<int64_t>(r.bytes_in));
+  u.bind(14, static_cast<int64_t>(r.bytes_out));
+  if (r.end_reason == EndReason::None)
+    u.bind_null(15);
+  else
+    u.bind(15, to_string(r.end_reason));
+  if (r.tags.empty())
+    u.bind_null(16);
+  else
+    u.bind(16, tags_json(r));
+  u.bind(17, id);
+}
+
+// The cache entry of a session whose row holds this record.
+StoredSession stored_from(const IngestRecord& in, int64_t id, const FamilyIds& ids) {
+  const SessionRecord& r = in.record;
+  StoredSession s;
+  s.id = id;
+  s.seq = r.seq;
+  s.started_at = r.started_at;
+  s.last_t = point_time(r);
+  s.bytes_in = static_cast<int64_t>(r.bytes_in);
+  s.bytes_out = static_cast<int64_t>(r.bytes_out);
+  s.dims = ids;
+  s.play = r.type == SessionType::Play;
+  s.closed = r.state == SessionState::Closed;
+  return s;
+}
+
+}  // namespace
+
+Result<FamilyIds> CommitGroup::dims_of(const IngestRecord& r) {
+  FamilyIds ids{};
+  for (std::size_t f = 0; f < kFamilyCount; ++f) {
+    const RollupFamily& family = kRollupFamilies[f];
+    std::string key;
+    for (const char* d : family.dimensions) append_dims_key_part(key, dimension_value(r, d));
+    if (auto it = w_.dims_ids[f].find(key); it != w_.dims_ids[f].end()) {
+      ids[f] = it->second;
+      continue;
+    }
+    Statement& s = w_.insert_dims[f];
+    for (std::size_t i = 0; i < family.dimensions.size(); ++i)
+      s.bind(static_cast<int>(i + 1), dimension_value(r, family.dimensions[i]));
+    Status st = s.run();
+    s.reset();
+    if (!st) return Error{st.error()};
+    ids[f] = sqlite3_last_insert_rowid(w_.db.get());
+    w_.dims_ids[f].emplace(key, ids[f]);
+    new_dims_keys_.emplace_back(f, std::move(key));
+  }
+  return ids;
+}
+
+// The cache entry of the record's session: cached, read from its row, or a new row.
+// Every entry the running batch touches gets an undo record first.
+Result<CommitGroup::Entry> CommitGroup::find_or_insert(const IngestRecord& in, const FamilyIds& ids,
+                                                       bool& inserted) {
+  const SessionRecord& r = in.record;
+  sqlite3* db = w_.db.get();
+  inserted = false;
+  std::string key = session_key(r.server_id, r.session_id);
+  if (auto it = w_.sessions.find(key); it != w_.sessions.end()) {
+    undo_.emplace_back(&*it, it->second);
+    return &*it;
+  }
+  std::optional<StoredSession> found;
+  if (r.seq == 0) {  // not cached and seq 0: almost always a new session, try the insert first
+    bind_session(w_.insert_new_session, in, ids);
+    Status st = w_.insert_new_session.run();
+    w_.insert_new_session.reset();
+    if (!st) return Error{st.error()};
+    if (sqlite3_changes(db) == 1) found = stored_from(in, sqlite3_last_insert_rowid(db), ids), inserted = true;
+  }
+  if (!found) {
+    Statement& q = w_.find_session;
+    q.bind(1, r.server_id).bind(2, r.session_id);
+    if (q.step()) {
+      StoredSession s;
+      s.id = q.int64(0), s.seq = q.int64(1), s.started_at = q.int64(2), s.last_t = q.int64(3);
+      s.play = q.text_equals(4, "play");
+      s.dims = {q.int64(5), q.int64(6)};
+      s.bytes_in = q.int64(7), s.bytes_out = q.int64(8);
+      s.closed = q.text_equals(9, "closed");
+      found = s;
+    }
+    const bool failed = q.failed();
+    std::string error = q.error();
+    q.reset();
+    if (failed) return Error{error};
+  }
+  if (!found) {
+    bind_session(w_.insert_session, in, ids);
+    Status st = w_.insert_session.run();
+    w_.insert_session.reset();
+    if (!st) return Error{st.error()};
+    found = stored_from(in, sqlite3_last_insert_rowid(db), ids), inserted = true;
+  }
+  Entry e = &*w_.sessions.emplace(std::move(key), *found).first;
+  undo_.emplace_back(e, std::nullopt);
+  return e;
+}
+
+Result<std::vector<UpdatePoint>> CommitGroup::read_chain(int64_t session) {
+  std::vector<UpdatePoint> chain;
+  Statement& q = w_.read_chain;
+  q.bind(1, session);
+  while (q.step()) chain.push_back({q.int64(0), q.int64(1), q.int64(2), q.int64(3)});
+  const bool failed = q.failed();
+  std::string error = q.error();
+  q.reset();
+  if (failed) return Error{error};
+  return chain;
+}
+
+void CommitGroup::rollback_batch() {
+  touched_.resize(batch_touched_);
+  // Newest first: an entry the batch added is erased only after its later states are undone.
+  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+    if (it->second)
+      it->first->second = *it->second;
+    else
+      w_.sessions.erase(std::string(it->first->first));
+  }
+  undo_.clear();
+  for (std::size_t i = batch_dims_keys_; i < new_dims_keys_.size(); ++i)
+    w_.dims_ids[new_dims_keys_[i].first].erase(new_dims_keys_[i].second);
+  new_dims_keys_.resize(batch_dims_keys_);
+}
+
+Result<IngestOutcome> CommitGroup::add(const IngestBatch& batch) {
+  sqlite3* db = w_.db.get();
+  if (Status s = exec_sql(db, "SAVEPOINT batch"); !s) return Error{"store: " + s.error()};
+  undo_.clear();
+  batch_dims_keys_ = new_dims_keys_.size();
+  batch_touched_ = touched_.size();
+  const int64_t max_before = max_session_ms_;
+  const bool grew_before = max_session_ms_grew_;
+  auto fail = [&](const std::string& message) -> Result<IngestOutcome> {
+    (void)exec_sql(db, "ROLLBACK TO batch; RELEASE batch");
+    w_.reset_all();
+    rollback_batch();
+    max_session_ms_ = max_before;
+    max_session_ms_grew_ = grew_before;
+    return Error{"store: " + message};
+  };
+
+  IngestOutcome outcome;
+  if (!batch.idempotency_key.empty()) {
+    w_.find_batch.bind(1, batch.idempotency_key);
+    if (w_.find_batch.step()) {
+      w_.find_batch.reset();
+      (void)exec_sql(db, "RELEASE batch");
+      outcome.replayed = true;
+      outcome.duplicates = static_cast<int64_t>(batch.records.size());
+      return outcome;
+    }
+    if (w_.find_batch.failed()) return fail(w_.find_batch.error());
+    w_.find_batch.reset();
+  }
+
+  RollupDeltas deltas;
+  for (const IngestRecord& in : batch.records) {
+    const SessionRecord& r = in.record;
+    const UpdatePoint point{r.seq, point_time(r), static_cast<int64_t>(r.bytes_in), static_cast<int64_t>(r.bytes_out)};
+    auto ids = dims_of(in);
+    if (!ids) return fail(ids.error());
+    if (const int64_t length = std::max(r.started_at, point.t) - r.started_at; length > max_session_ms_)
+      max_session_ms_ = length, max_session_ms_grew_ = true;
+
+    bool inserted = false;
+    auto entry = find_or_insert(in, *ids, inserted);
+    if (!entry) return fail(entry.error());
+    StoredSession& s = (*entry)->second;
+    touched_.push_back(*entry);
+
+    w_.insert_update.bind(1, s.id).bind(2, point.seq).bind(3, point.t).bind(4, point.bytes_in).bind(5, point.bytes_out);
+    Status st = w_.insert_update.run();
+    w_.insert_update.reset();
+    if (!st) return fail(st.error());
+    if (inserted) {  // the row holds this record already
+      attribute_session({r.started_at, r.type == SessionType::Play, {point}}, +1, deltas.sink_for(*ids));
+      ++outcome.accepted;
+      continue;
+    }
+    if (sqlite3_changes(db) == 0) {  // this seq is already in the chain
+      ++outcome.duplicates;
+      continue;
+    }
+    ++outcome.accepted;
+    const bool newest = r.seq > s.seq;
+    const bool play = r.type == SessionType::Play;
+    if (newest && *ids == s.dims && r.started_at == s.started_at && play == s.play) {
+      // The common case: the next update of a session. Attribute the new interval
+      // and move the session's end; nothing else changes.
+      attribute_interval(s.last_t, point.t, point.bytes_in - s.bytes_in, point.bytes_out - s.bytes_out, +1,
+                         deltas.sink_for(*ids));
+      Counters end;
+      end.ends = -1;
+      deltas.add(*ids, floor_to(std::max(s.started_at, s.last_t), kMinuteMs), end);
+      end.ends = 1;
+      deltas.add(*ids, floor_to(std::max(r.started_at, point.t), kMinuteMs), end);
+    } else {
+      // A late (lower seq) update or a changed session: replace the session's whole
+      // contribution, computed from the chain before and after.
+      auto chain = read_chain(s.id);
+      if (!chain) return fail(chain.error());
+      SessionShape after{newest ? r.started_at : s.started_at, newest ? play : s.play, *chain};
+      SessionShape before = after;
+      before.started_at = s.started_at;
+      before.play = s.play;
+      std::erase_if(before.chain, [&](const UpdatePoint& p) { return p.seq == point.seq; });
+      attribute_session(before, -1, deltas.sink_for(s.dims));
+      attribute_session(after, +1, deltas.sink_for(newest ? *ids : s.dims));
+      if (newest) s.pending.full = true;
+    }
+    if (newest) {  // the row will hold this record
+      PendingRow pending = s.pending;
+      pending.record = &in;
+      s = stored_from(in, s.id, *ids);
+      s.pending = pending;
+    }
+  }
+
+  if (!batch.idempotency_key.empty()) {
+    w_.insert_batch.bind(1, batch.idempotency_key).bind(2, outcome.accepted).bind(3, outcome.duplicates);
+    w_.insert_batch.bind(4, now_ms());
+    Status st = w_.insert_batch.run();
+    w_.insert_batch.reset();
+    if (!st) return fail(st.error());
+  }
+  if (Status s = exec_sql(db, "RELEASE batch"); !s) return fail(s.error());
+  undo_.clear();
+  deltas_.merge(deltas);
+  return outcome;
+}
+
+Status CommitGroup::write() {
+  // Each touched row once, in id order (B-tree friendly).
+  std::vector<StoredSession*> rows;
+  for (Entry e : touched_)
+    if (e->second.pending.record) rows.push_back(&e->second);
+  std::sort(rows.begin(), rows.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  for (StoredSession* s : rows) {
+    Statement& u = s->pending.full ? w_.update_session : w_.update_session_fast;
+    if (s->pending.full)
+      bind_session(u, *s->pending.record, s->dims), u.bind(30, s->id);
+    else
+      bind_session_fast(u, *s->pending.record, s->id);
+    Status st = u.run();
+    u.reset();
+    if (!st) return st;
+    s->pending = {};
+  }
+
+  const auto levels = deltas_.levels();
+  for (std::size_t level = 0; level < kRollupLevelCount; ++level) {
+    for (const auto& [cell, c] : levels[level]) {
+      if (c.zero()) continue;
+      Statement& s = w_.upsert_rollup[cell.family][level];
+      s.bind(1, cell.bucket).bind(2, cell.dims).bind(3, c.starts).bind(4, c.views).bind(5, c.ends).bind(6, c.bytes_in);
+      s.bind(7, c.bytes_out).bind(8, c.viewtime_ms);
+      Status st = s.run();
+      s.reset();
+      if (!st) return st;
+    }
+  }
+  if (max_session_ms_grew_) {
+    w_.set_meta.bind(1, std::string_view("max_session_ms")).bind(2, max_session_ms_);
+    Status st = w_.set_meta.run();
+    w_.set_meta.reset();
+    if (!st) return st;
+  }
+  return Status::Ok();
+}
+
+void CommitGroup::committed() {
+  std::sort(touched_.begin(), touched_.end(), std::less<Entry>());
+  touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+  for (Entry e : touched_)
+    if (e->second.closed) w_.sessions.erase(std::string(e->first));
+  touched_.clear();
+  if (w_.sessions.size() > kMaxCachedSessions) w_.sessions.clear();
+}
+
+void CommitGroup::abandoned() {
+  w_.sessions.clear();
+  for (const auto& [family, key] : new_dims_keys_) w_.dims_ids[family].erase(key);
+  new_dims_keys_.clear();
+  touched_.clear();
+  w_.reset_all();
+}
+
+}  // namespace streamtally::collector

@@ -1,0 +1,74 @@
+// Rollup deltas of a commit group, summed in memory so a transaction writes each
+// touched (family, level, bucket, dims) cell once. Minutes are summed first (hash
+// map, the hot path); hours and days are derived from them when the group is written.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "attribution.hpp"
+#include "sqlite_schema.hpp"
+
+namespace streamtally::collector {
+
+// The dimension ids of a session in every rollup family.
+using FamilyIds = std::array<int64_t, kFamilyCount>;
+
+class RollupDeltas {
+ public:
+  struct Cell {
+    std::size_t family;
+    int64_t bucket, dims;
+    bool operator==(const Cell&) const = default;
+  };
+  struct CellHash {
+    std::size_t operator()(const Cell& c) const {
+      return std::hash<int64_t>()(c.bucket * 1'000'003 + c.dims * 31 + static_cast<int64_t>(c.family));
+    }
+  };
+  using Cells = std::unordered_map<Cell, Counters, CellHash>;
+
+  void add(const FamilyIds& ids, int64_t minute, const Counters& c) {
+    for (std::size_t f = 0; f < kFamilyCount; ++f) minutes_[{f, minute, ids[f]}] += c;
+  }
+  // A sink for attribute_session / attribute_interval into this family's cells.
+  MinuteSink sink_for(const FamilyIds& ids) {
+    return [this, ids](int64_t minute, const Counters& c) { add(ids, minute, c); };
+  }
+  // Adds another set of deltas (a batch that committed its savepoint joins its group).
+  void merge(const RollupDeltas& other) {
+    if (minutes_.empty()) {
+      minutes_ = other.minutes_;
+      return;
+    }
+    for (const auto& [cell, c] : other.minutes_) minutes_[cell] += c;
+  }
+  bool empty() const { return minutes_.empty(); }
+
+  // The cells of every level, [level] -> cells in key order (B-tree friendly writes).
+  std::array<std::vector<std::pair<Cell, Counters>>, kRollupLevelCount> levels() const {
+    std::array<Cells, kRollupLevelCount> sums;
+    sums[0] = minutes_;
+    for (const auto& [cell, c] : minutes_)
+      for (std::size_t level = 1; level < kRollupLevelCount; ++level)
+        sums[level][{cell.family, floor_to(cell.bucket, kRollupLevelMs[level]), cell.dims}] += c;
+    std::array<std::vector<std::pair<Cell, Counters>>, kRollupLevelCount> out;
+    for (std::size_t level = 0; level < kRollupLevelCount; ++level) {
+      out[level].assign(sums[level].begin(), sums[level].end());
+      std::sort(out[level].begin(), out[level].end(), [](const auto& a, const auto& b) {
+        return std::tie(a.first.family, a.first.bucket, a.first.dims) <
+               std::tie(b.first.family, b.first.bucket, b.first.dims);
+      });
+    }
+    return out;
+  }
+
+ private:
+  Cells minutes_;
+};
+
+}  // namespace streamtally::collector

@@ -1,0 +1,55 @@
+// What ingest knows of each open session without reading its row back: the
+// committed state of the session's latest update (seq, time, bytes) and the fields
+// that decide whether the next update is the common case (same start, type and
+// dimensions). Most records are the next update of a session that is still open, so
+// this turns a SELECT per record into a hash lookup.
+//
+// The cache only ever holds what the writer itself wrote (or read) under its lock:
+// a miss falls back to the sessions table, a failed transaction clears it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "rollup_deltas.hpp"
+#include "store.hpp"
+
+namespace streamtally::collector {
+
+// A record not yet written to its session's row: the group writes each touched row
+// once, with its latest record, just before it commits.
+struct PendingRow {
+  const IngestRecord* record = nullptr;
+  bool full = false;  // started_at, type or dimensions changed: every column is written
+};
+
+struct StoredSession {
+  int64_t id = 0;          // sessions.id
+  int64_t seq = 0;         // highest seq of the chain (the row's record)
+  int64_t started_at = 0;  // of the row's record
+  int64_t last_t = 0;      // ended_at or updated_at of the row's record
+  int64_t bytes_in = 0, bytes_out = 0;
+  FamilyIds dims{};
+  bool play = false;
+  bool closed = false;     // the row's record closed the session
+  PendingRow pending;      // set only while a commit group runs
+};
+
+// Keyed by session_key(). Node-based: references stay valid while others are added.
+using SessionCache = std::unordered_map<std::string, StoredSession>;
+
+// Length-prefixed, so no server_id can run into the session_id.
+inline std::string session_key(std::string_view server_id, std::string_view session_id) {
+  std::string k = std::to_string(server_id.size());
+  k.push_back(':');
+  k.append(server_id).append(session_id);
+  return k;
+}
+
+// More open sessions than this at once and the cache starts over (memory bound:
+// ~150 bytes an entry); a miss costs one indexed SELECT.
+inline constexpr std::size_t kMaxCachedSessions = 2'000'000;
+
+}  // namespace streamtally::collector

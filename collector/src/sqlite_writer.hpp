@@ -1,0 +1,35 @@
+// The store's writer connection: its prepared statements, the id caches of the
+// rollup families' dimension combinations and the cache of open sessions. Only the
+// thread that leads a commit group uses it (under SqliteStore's writer mutex).
+#pragma once
+
+#include <array>
+#include <string>
+#include <unordered_map>
+
+#include "session_cache.hpp"
+#include "sqlite_handle.hpp"
+#include "sqlite_schema.hpp"
+
+namespace streamtally::collector {
+
+struct SqliteWriter {
+  DbHandle db;
+  Statement find_batch, insert_batch, find_session, insert_session, insert_new_session, update_session,
+      update_session_fast, insert_update, read_chain, set_meta;
+  std::array<Statement, kFamilyCount> insert_dims;
+  std::array<std::array<Statement, kRollupLevelCount>, kFamilyCount> upsert_rollup;
+  std::array<std::unordered_map<std::string, int64_t>, kFamilyCount> dims_ids;
+  SessionCache sessions;
+
+  // Prepares every statement and loads the dims id caches.
+  Status prepare();
+  // Resets every statement (after a failure left one mid-step).
+  void reset_all();
+};
+
+// The cache key of a combination of a family's dimension values: length-prefixed,
+// so no value can run into the next.
+void append_dims_key_part(std::string& key, std::string_view value);
+
+}  // namespace streamtally::collector
