@@ -76,11 +76,11 @@ Status exec_sql(sqlite3* db, const char* sql) {
   return Status::Ok();
 }
 
-Result<DbHandle> open_database(const std::string& path, bool read_only) {
+Result<DbHandle> open_database(const std::string& path, bool read_only, const char* vfs) {
   sqlite3* raw = nullptr;
   const int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                     SQLITE_OPEN_NOMUTEX;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs);
   DbHandle db(raw);
   if (rc != SQLITE_OK) return Error{"cannot open " + path + ": " + (raw ? sqlite3_errmsg(raw) : "out of memory")};
   sqlite3_busy_timeout(db.get(), 10000);

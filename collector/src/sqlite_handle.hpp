@@ -67,7 +67,8 @@ class Statement {
 // Runs one or more statements without results (schema, pragmas, BEGIN/COMMIT).
 Status exec_sql(sqlite3* db, const char* sql);
 
-// Opens (creating) a database file with the pragmas every collector connection uses.
-Result<DbHandle> open_database(const std::string& path, bool read_only);
+// Opens (creating) a database file with the pragmas every collector connection uses;
+// vfs: a registered VFS name, nullptr for the default.
+Result<DbHandle> open_database(const std::string& path, bool read_only, const char* vfs = nullptr);
 
 }  // namespace streamtally::collector
