@@ -87,10 +87,10 @@ constexpr const char* kEnqueue =
 
 // When delivered closed sessions leave the file (Impl::sweep_delivered): deleting a wide
 // row with its index entry costs about as much as storing it, so a backlog drains first
-// and is swept after. This process sweeps what it delivered once it has kSweepRows of them
-// while it keeps up (its last claim was not full), or kMaxUnswept in any case (the file
-// never holds more garbage than that); and every delivered closed session, anyone's, once
-// two claims in a row found the queue empty (a quiet spool).
+// and is swept after. An ack sweeps what this process delivered once it has kSweepRows of
+// them while it keeps up (its last claim was not full), or kMaxUnswept in any case (the
+// file never holds more garbage than that); the uploader calls sweep_delivered() when the
+// spool is drained.
 constexpr std::size_t kSweepRows = 16384;
 constexpr std::size_t kMaxUnswept = 262144;
 
@@ -124,8 +124,7 @@ struct Spool::Impl {
   Statement sweep_all_delivered;
   // Closed sessions this process saw delivered and has not swept yet.
   std::vector<int64_t> delivered_closed;
-  bool last_claim_full = false;   // a backlog is draining
-  bool last_claim_empty = false;
+  bool last_claim_full = false;  // a backlog is draining
 
   // What this process has in flight: per batch the rows, the seq each row had when it
   // was claimed (what the collector gets), whether that update closed the session, and
@@ -388,8 +387,9 @@ Status Spool::prepare() {
                                 "DELETE FROM sessions WHERE id = ?1 AND closed = 1 AND "
                                 "NOT EXISTS (SELECT 1 FROM pending WHERE id = ?1)");
   im.sweep_all_delivered = Statement(db,
-                                     "DELETE FROM sessions WHERE closed = 1 AND "
-                                     "NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = sessions.id)");
+                                     "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE closed = 1 "
+                                     "AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = sessions.id) "
+                                     "ORDER BY id LIMIT ?1)");
   for (const Statement* st : {&im.insert_session, &im.update_session, &im.session_row, &im.enqueue, &im.add_dropped,
                               &im.expire_claims, &im.leased_ids, &im.pending_rows, &im.insert_claim,
                               &im.delete_claim, &im.dequeue, &im.drop_delivered, &im.sweep_all_delivered})
@@ -539,14 +539,6 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(im.pending_rows, rc);
   im.pending_rows.reset();
 
-  if (batch.lines.empty() && im.last_claim_empty && !im.delivered_closed.empty()) {
-    // A quiet spool: sweep every delivered closed session, also those of processes that
-    // died before their sweep.
-    if ((rc = im.sweep_all_delivered.step()) != SQLITE_DONE) return fail(im.sweep_all_delivered, rc);
-    im.sweep_all_delivered.reset();
-    im.delivered_closed.clear();
-  }
-  im.last_claim_empty = batch.lines.empty();
   im.last_claim_full = batch.lines.size() >= max_records;
   if (!batch.lines.empty()) {
     batch.batch_id = make_uuid_v4();
@@ -594,6 +586,25 @@ Status Spool::finish_batch(const std::string& batch_id, bool delivered, const ch
   if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, what);
   im.in_flight.erase(it);
   return Status::Ok();
+}
+
+Result<std::size_t> Spool::sweep_delivered(std::size_t max_rows) {
+  std::lock_guard lock(mutex_);
+  if (Status s = ensure_open(); !s) return Error{s.error()};
+  // Only after this process delivered closed sessions: the statement scans the table. It
+  // also takes those of processes that died before their sweep.
+  if (impl_->delivered_closed.empty()) return std::size_t{0};
+  Impl::Transaction tx(impl_->db.get());
+  if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot sweep delivered sessions");
+  Statement& st = impl_->sweep_all_delivered;
+  st.bind(1, static_cast<int64_t>(max_rows));
+  const int rc = st.step();
+  st.reset();
+  if (rc != SQLITE_DONE) return handle_error(rc, "cannot sweep delivered sessions");
+  const auto swept = static_cast<std::size_t>(sqlite3_changes(impl_->db.get()));
+  if (int crc = tx.commit(); crc != SQLITE_OK) return handle_error(crc, "cannot sweep delivered sessions");
+  if (swept < max_rows) impl_->delivered_closed.clear();
+  return swept;
 }
 
 Status Spool::ack(const std::string& batch_id) {

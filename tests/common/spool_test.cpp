@@ -309,9 +309,9 @@ TEST(Spool, MigratesSchemaVersion2) {
   EXPECT_EQ(open_spool(path)->stats()->open_sessions, 2u);  // reopening finds version 3
 }
 
-// Delivered closed sessions leave the file in bulk once the spool is quiet (two claims in
-// a row find nothing); open sessions stay as recovery snapshots.
-TEST(Spool, DeliveredClosedSessionsAreSweptWhenQuiet) {
+// Delivered closed sessions leave the file in bulk, when the uploader sweeps; open
+// sessions stay as recovery snapshots, queued ones are never swept.
+TEST(Spool, DeliveredClosedSessionsAreSweptInBulk) {
   TempDir dir;
   const std::string path = dir.file("spool.db");
   auto rows_in_file = [&] {
@@ -334,12 +334,16 @@ TEST(Spool, DeliveredClosedSessionsAreSweptWhenQuiet) {
   EXPECT_EQ(rows_in_file(), 4);
   EXPECT_FALSE(spool->claim(10, std::chrono::seconds(60))->has_value());  // drained: nothing deleted yet
   EXPECT_EQ(rows_in_file(), 4);
-  EXPECT_FALSE(spool->claim(10, std::chrono::seconds(60))->has_value());  // quiet: swept
+  EXPECT_EQ(*spool->sweep_delivered(2), 2u);  // in chunks
+  EXPECT_EQ(rows_in_file(), 2);
+  EXPECT_EQ(*spool->sweep_delivered(2), 1u);
   EXPECT_EQ(rows_in_file(), 1);
   EXPECT_EQ(spool->stats()->open_sessions, 1u);
   // A closed session still queued is never swept.
-  ASSERT_TRUE(spool->append(std::vector{sample_record("open", 2, true)}).ok());
-  EXPECT_FALSE(spool->claim(0, std::chrono::seconds(60))->has_value());
+  ASSERT_TRUE(spool->append(std::vector{sample_record("open", 2, true), sample_record("c4", 1, true)}).ok());
+  batch = spool->claim(1, std::chrono::seconds(60));  // "open" is delivered, c4 not
+  ASSERT_TRUE(spool->ack((*batch)->batch_id).ok());
+  EXPECT_EQ(*spool->sweep_delivered(100), 1u);
   EXPECT_EQ(spool->stats()->pending, 1u);
   EXPECT_EQ(rows_in_file(), 1);
 }

@@ -7,7 +7,7 @@
 // unsent older one in place (coalescing), so an outage of hours keeps one row per session.
 // claim() leases a batch of pending rows (BEGIN IMMEDIATE, so two uploaders never hold the
 // same row; a lease whose owner died expires), ack() marks the sent seq delivered (closed
-// sessions then leave the file), release() returns the batch, dead_letter() keeps a batch
+// sessions then leave the file in bulk, see sweep_delivered()), release() returns the batch, dead_letter() keeps a batch
 // the collector refused as malformed aside. Size-capped: when full, rows of open sessions
 // the collector already has go first (only their crash recovery is lost), then dead
 // letters, then the oldest pending sessions — counted exactly in `dropped_records`.
@@ -92,6 +92,11 @@ class Spool {
   Status ack(const std::string& batch_id);
   Status release(const std::string& batch_id);
   Status dead_letter(const std::string& batch_id, const std::string& reason, int http_status);
+
+  // Deletes up to max_rows closed sessions the collector has in full; returns how many.
+  // Acks leave them for later when a backlog drains (a delete costs about what storing
+  // did); the uploader calls this when the spool is drained, until it returns < max_rows.
+  Result<std::size_t> sweep_delivered(std::size_t max_rows);
 
   Result<std::vector<DeadLetter>> dead_letters();
   Result<std::size_t> requeue_dead_letters();
