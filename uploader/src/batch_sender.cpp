@@ -76,18 +76,19 @@ BatchSender::BatchSender(HttpClient& client, std::string collector_url, std::str
       authorization_(token.empty() ? "" : "Authorization: Bearer " + token),
       counters_(counters) {}
 
-DeliveryResult BatchSender::post_once(const std::string& key, std::span<const std::string> lines,
-                                      std::chrono::milliseconds request_timeout, bool& too_large) {
-  too_large = false;
-  const std::string body = gzip_compress(ndjson_body(lines), kGzipLevel);
+void BatchSender::start_post(const std::string& key, std::span<const std::string> lines,
+                             std::chrono::milliseconds request_timeout) {
+  std::string body = gzip_compress(ndjson_body(lines), kGzipLevel);
   std::vector<std::string> headers = {"Content-Type: application/x-ndjson", "Content-Encoding: gzip",
                                       "Idempotency-Key: " + key};
   if (!authorization_.empty()) headers.push_back(authorization_);
-
   counters_.posts.fetch_add(1, std::memory_order_relaxed);
   counters_.body_bytes.fetch_add(body.size(), std::memory_order_relaxed);
-  const HttpResponse response = client_.post(batches_url_, headers, body, request_timeout);
+  client_.begin_post(batches_url_, headers, std::move(body), request_timeout);
+}
 
+DeliveryResult BatchSender::verdict_of(const HttpResponse& response, std::size_t records, bool& too_large) {
+  too_large = false;
   DeliveryResult result;
   result.status = response.status;
   if (response.transport_error != TransportError::None) {
@@ -99,7 +100,7 @@ DeliveryResult BatchSender::post_once(const std::string& key, std::span<const st
   const long status = response.status;
   result.detail = describe(response);
   if (status >= 200 && status < 300) {
-    counters_.records_delivered.fetch_add(lines.size(), std::memory_order_relaxed);
+    counters_.records_delivered.fetch_add(records, std::memory_order_relaxed);
     result.verdict = Verdict::Delivered;
   } else if (status == 400) {
     result.verdict = Verdict::Rejected;
@@ -119,12 +120,17 @@ DeliveryResult BatchSender::post_once(const std::string& key, std::span<const st
   return result;
 }
 
-DeliveryResult BatchSender::deliver(const std::string& idempotency_key, std::span<const std::string> lines,
-                                    std::chrono::milliseconds request_timeout) {
+PendingDelivery BatchSender::begin(const std::string& idempotency_key, std::span<const std::string> lines,
+                                   std::chrono::milliseconds request_timeout) {
+  start_post(idempotency_key, lines, request_timeout);
+  return PendingDelivery{idempotency_key, lines, request_timeout};
+}
+
+DeliveryResult BatchSender::finish(const PendingDelivery& delivery) {
   bool too_large = false;
-  DeliveryResult result = post_once(idempotency_key, lines, request_timeout, too_large);
+  DeliveryResult result = verdict_of(client_.finish_post(), delivery.lines.size(), too_large);
   if (!too_large) return result;
-  if (lines.size() <= 1) {
+  if (delivery.lines.size() <= 1) {
     result.verdict = Verdict::Rejected;
     result.detail = "a single record is larger than the collector accepts (" + result.detail + ")";
     return result;
@@ -133,10 +139,16 @@ DeliveryResult BatchSender::deliver(const std::string& idempotency_key, std::spa
   // which stays claimed as one unit in the spool. A half that was delivered and is
   // sent again later carries the same derived key, and the collector keeps the
   // highest seq per session anyway.
-  const std::size_t half = lines.size() / 2;
-  DeliveryResult first = deliver(derive_split_key(idempotency_key, 0), lines.first(half), request_timeout);
+  const std::size_t half = delivery.lines.size() / 2;
+  DeliveryResult first =
+      deliver(derive_split_key(delivery.key, 0), delivery.lines.first(half), delivery.request_timeout);
   if (first.verdict != Verdict::Delivered) return first;
-  return deliver(derive_split_key(idempotency_key, 1), lines.subspan(half), request_timeout);
+  return deliver(derive_split_key(delivery.key, 1), delivery.lines.subspan(half), delivery.request_timeout);
+}
+
+DeliveryResult BatchSender::deliver(const std::string& idempotency_key, std::span<const std::string> lines,
+                                    std::chrono::milliseconds request_timeout) {
+  return finish(begin(idempotency_key, lines, request_timeout));
 }
 
 }  // namespace streamtally::upload

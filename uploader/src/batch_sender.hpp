@@ -44,6 +44,14 @@ struct WireCounters {
   std::atomic<uint64_t> body_bytes{0};        // gzip'ed request bodies sent
 };
 
+// One batch on its way: begin() starts its POST, finish() waits for the verdict. The
+// uploader claims and compresses its next batch in between.
+struct PendingDelivery {
+  std::string key;
+  std::span<const std::string> lines;  // the caller keeps them alive until finish()
+  std::chrono::milliseconds request_timeout{0};
+};
+
 class BatchSender {
  public:
   BatchSender(HttpClient& client, std::string collector_url, std::string token, WireCounters& counters);
@@ -51,11 +59,17 @@ class BatchSender {
   DeliveryResult deliver(const std::string& idempotency_key, std::span<const std::string> lines,
                          std::chrono::milliseconds request_timeout = std::chrono::milliseconds::zero());
 
+  // deliver() in two steps. A 413 splits the batch inside finish(), synchronously.
+  PendingDelivery begin(const std::string& idempotency_key, std::span<const std::string> lines,
+                        std::chrono::milliseconds request_timeout = std::chrono::milliseconds::zero());
+  DeliveryResult finish(const PendingDelivery& delivery);
+
   const std::string& batches_url() const { return batches_url_; }
 
  private:
-  DeliveryResult post_once(const std::string& key, std::span<const std::string> lines,
-                           std::chrono::milliseconds request_timeout, bool& too_large);
+  void start_post(const std::string& key, std::span<const std::string> lines,
+                  std::chrono::milliseconds request_timeout);
+  DeliveryResult verdict_of(const HttpResponse& response, std::size_t records, bool& too_large);
 
   HttpClient& client_;
   std::string batches_url_;

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cctype>
 #include <mutex>
 #include <string_view>
@@ -18,7 +19,11 @@ struct EasyDeleter {
 struct SlistDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
+struct MultiDeleter {
+  void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
+};
 using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
+using MultiPtr = std::unique_ptr<CURLM, MultiDeleter>;
 using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
 
 // curl_global_init is not guaranteed thread-safe on every libcurl build; hosts may
@@ -80,11 +85,22 @@ TransportError classify(CURLcode code) {
   }
 }
 
+// How long finish_post() sleeps in poll at most: libcurl checks timeouts and our abort
+// deadline (the progress callback) when it runs.
+constexpr int kPollMs = 50;
+
 }  // namespace
 
 struct HttpClient::Handle {
   EasyPtr curl;
+  MultiPtr multi;  // owns the connection cache while the easy handle is attached
   char error_buffer[CURL_ERROR_SIZE] = {};
+  // The request in flight: libcurl reads these until it ends.
+  bool started = false;    // begin_post() ran and finish_post() has not
+  bool attached = false;   // the easy handle is in the multi handle
+  SlistPtr headers;
+  std::string body;
+  HttpResponse response;
 };
 
 HttpClient::HttpClient(HttpClientOptions options)
@@ -93,49 +109,61 @@ HttpClient::HttpClient(HttpClientOptions options)
       abort_at_ns_(std::chrono::steady_clock::time_point::max().time_since_epoch().count()) {
   init_curl_once();
   handle_->curl.reset(curl_easy_init());
+  handle_->multi.reset(curl_multi_init());
 }
 
-HttpClient::~HttpClient() = default;
+HttpClient::~HttpClient() {
+  if (handle_->attached) curl_multi_remove_handle(handle_->multi.get(), handle_->curl.get());
+}
 
 void HttpClient::abort_at(std::chrono::steady_clock::time_point when) {
   abort_at_ns_.store(when.time_since_epoch().count(), std::memory_order_relaxed);
 }
 
-HttpResponse HttpClient::post(const std::string& url, const std::vector<std::string>& headers,
-                              const std::string& body, std::chrono::milliseconds request_timeout) {
-  HttpResponse response;
-  CURL* curl = handle_->curl.get();
-  if (!curl) {
-    response.transport_error = TransportError::Other;
-    response.error = "curl_easy_init failed";
-    return response;
+HttpResponse HttpClient::post(const std::string& url, const std::vector<std::string>& headers, std::string body,
+                              std::chrono::milliseconds request_timeout) {
+  begin_post(url, headers, std::move(body), request_timeout);
+  return finish_post();
+}
+
+void HttpClient::begin_post(const std::string& url, const std::vector<std::string>& headers, std::string body,
+                            std::chrono::milliseconds request_timeout) {
+  Handle& h = *handle_;
+  h.started = true;
+  h.response = HttpResponse{};
+  h.body = std::move(body);
+  h.headers.reset();
+  CURL* curl = h.curl.get();
+  if (!curl || !h.multi) {
+    h.response.transport_error = TransportError::Other;
+    h.response.error = "curl_easy_init failed";
+    return;
   }
-  // Options are set for every request on the same handle: libcurl keeps the
-  // connection cache across requests, which is what gives us keep-alive.
-  SlistPtr header_list;
   for (const auto& header : headers) {
-    curl_slist* appended = curl_slist_append(header_list.get(), header.c_str());
+    curl_slist* appended = curl_slist_append(h.headers.get(), header.c_str());
     if (!appended) {
-      response.transport_error = TransportError::Other;
-      response.error = "out of memory building headers";
-      return response;
+      h.response.transport_error = TransportError::Other;
+      h.response.error = "out of memory building headers";
+      return;
     }
-    header_list.release();
-    header_list.reset(appended);
+    h.headers.release();
+    h.headers.reset(appended);
   }
   // No "Expect: 100-continue" round trip: the collector answers the whole POST anyway.
-  if (curl_slist* appended = curl_slist_append(header_list.get(), "Expect:")) {
-    header_list.release();
-    header_list.reset(appended);
+  if (curl_slist* appended = curl_slist_append(h.headers.get(), "Expect:")) {
+    h.headers.release();
+    h.headers.reset(appended);
   }
 
+  // Options are set for every request on the same handle: the connection cache persists
+  // across requests, which is what gives us keep-alive.
   const auto timeout = request_timeout.count() > 0 ? request_timeout : options_.request_timeout;
-  handle_->error_buffer[0] = '\0';
+  h.error_buffer[0] = '\0';
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_POST, 1L);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list.get());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, h.body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(h.body.size()));
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h.headers.get());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // we run on a host's thread: no SIGALRM
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
@@ -146,24 +174,72 @@ HttpResponse HttpClient::post(const std::string& url, const std::vector<std::str
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect of a POST is a misconfiguration
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "streamtally-uploader/0.1");
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &h.response);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &on_header);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &h.response);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &abort_at_ns_);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, handle_->error_buffer);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, h.error_buffer);
 
-  const CURLcode code = curl_easy_perform(curl);
-  // The header list must not outlive its use by the handle.
+  if (curl_multi_add_handle(h.multi.get(), curl) != CURLM_OK) {
+    h.response.transport_error = TransportError::Other;
+    h.response.error = "curl_multi_add_handle failed";
+    return;
+  }
+  h.attached = true;
+  int running = 0;
+  curl_multi_perform(h.multi.get(), &running);  // sends what the socket takes now
+}
+
+HttpResponse HttpClient::finish_post() {
+  Handle& h = *handle_;
+  if (!h.started) {
+    HttpResponse none;
+    none.transport_error = TransportError::Other;
+    none.error = "finish_post() without begin_post()";
+    return none;
+  }
+  h.started = false;
+  if (!h.attached) return std::move(h.response);  // begin_post() already failed
+
+  CURLcode code = CURLE_OK;
+  bool done = false;
+  while (!done) {
+    int running = 0;
+    if (const CURLMcode mc = curl_multi_perform(h.multi.get(), &running); mc != CURLM_OK) {
+      code = CURLE_FAILED_INIT;
+      std::snprintf(h.error_buffer, sizeof h.error_buffer, "curl_multi_perform: %s", curl_multi_strerror(mc));
+      break;
+    }
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(h.multi.get(), &queued)) {
+      if (msg->msg == CURLMSG_DONE && msg->easy_handle == h.curl.get()) {
+        code = msg->data.result;
+        done = true;
+      }
+    }
+    if (!done && running == 0) {  // ended without a message: should not happen
+      code = CURLE_GOT_NOTHING;
+      break;
+    }
+    if (!done) curl_multi_poll(h.multi.get(), nullptr, 0, kPollMs, nullptr);
+  }
+  CURL* curl = h.curl.get();
+  curl_multi_remove_handle(h.multi.get(), curl);
+  h.attached = false;
+  // Nothing the handle points to may outlive this request.
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, nullptr);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, nullptr);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, nullptr);
+  h.headers.reset();
+  h.body.clear();
 
+  HttpResponse response = std::move(h.response);
   response.transport_error = classify(code);
   if (code != CURLE_OK) {
-    response.error = handle_->error_buffer[0] ? handle_->error_buffer : curl_easy_strerror(code);
+    response.error = h.error_buffer[0] ? h.error_buffer : curl_easy_strerror(code);
     return response;
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -63,9 +64,25 @@ struct Uploader::Impl {
   // Stopped.
   enum class CycleEnd { Empty, NotDue, Failed, Stopped };
   CycleEnd send_cycle(upload::BatchSender& sender, bool flushing, SteadyClock::time_point& not_due_until);
-  bool deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch, SteadyClock::time_point claimed_at);
+  // What a claim gave: a batch worth sending now, or why there is none (Empty, NotDue,
+  // Failed — with the backoff armed only when asked to).
+  struct Claim {
+    std::optional<ClaimedBatch> batch;
+    SteadyClock::time_point claimed_at{};
+    CycleEnd end = CycleEnd::Empty;
+    SteadyClock::time_point not_due_until{};
+  };
+  Claim claim_next(bool flushing, bool arm_backoff_on_failure);
+  // Sends one batch and applies the verdict; `while_in_flight` runs while its POST is
+  // on the way (the next claim). True when the uploader may go on at once.
+  bool deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch, SteadyClock::time_point claimed_at,
+                     const std::function<void()>& while_in_flight = {});
   // counts_as_retry: a POST failed (not the spool).
   void arm_backoff(const upload::DeliveryResult& result, const char* what, bool counts_as_retry);
+  void give_back(ClaimedBatch& batch);
+  // A drained spool is the quiet moment to delete the closed sessions the collector has
+  // in full; in chunks, so a stop never waits for more than one.
+  void sweep_delivered();
   void give_back_held_batch();
 
   const std::shared_ptr<Spool> spool;
@@ -129,22 +146,45 @@ void Uploader::Impl::arm_backoff(const upload::DeliveryResult& result, const cha
   log(level, message);
 }
 
+void Uploader::Impl::give_back(ClaimedBatch& batch) {
+  if (Status s = spool->release(batch.batch_id); !s.ok())
+    log(LogLevel::Warn, "streamtally uploader: could not release batch " + batch.batch_id +
+                            " (its lease will expire): " + s.error());
+}
+
+void Uploader::Impl::sweep_delivered() {
+  constexpr std::size_t kChunk = 16384;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex);
+      if (stop_requested) return;
+    }
+    auto swept = spool->sweep_delivered(kChunk);
+    if (!swept.ok()) {
+      log(LogLevel::Warn, "streamtally uploader: could not delete delivered sessions from the spool: " + swept.error());
+      return;
+    }
+    if (*swept < kChunk) return;
+  }
+}
+
 void Uploader::Impl::give_back_held_batch() {
   if (!held) return;
-  if (Status s = spool->release(held->batch_id); !s.ok())
-    log(LogLevel::Warn, "streamtally uploader: could not release batch " + held->batch_id + " (its lease will expire): " + s.error());
+  give_back(*held);
   held.reset();
 }
 
 // Applies the sender's verdict to the spool. Returns true when the uploader may go on
 // with the next batch at once.
 bool Uploader::Impl::deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch,
-                                   SteadyClock::time_point claimed_at) {
+                                   SteadyClock::time_point claimed_at, const std::function<void()>& while_in_flight) {
   // Never let a request outlive the lease: another uploader could claim the rows.
   const auto lease_left = std::chrono::duration_cast<std::chrono::milliseconds>(
       claimed_at + options.lease - kLeaseMargin - SteadyClock::now());
   const auto timeout = std::max(1ms, std::min(options.request_timeout, lease_left));
-  const upload::DeliveryResult result = sender.deliver(batch.batch_id, batch.lines, timeout);
+  const upload::PendingDelivery delivery = sender.begin(batch.batch_id, batch.lines, timeout);
+  if (while_in_flight) while_in_flight();
+  const upload::DeliveryResult result = sender.finish(delivery);
   switch (result.verdict) {
     case Verdict::Delivered: {
       if (Status s = spool->ack(batch.batch_id); !s.ok()) {
@@ -189,15 +229,59 @@ bool Uploader::Impl::deliver_batch(upload::BatchSender& sender, ClaimedBatch& ba
   return false;
 }
 
+Uploader::Impl::Claim Uploader::Impl::claim_next(bool flushing, bool arm_backoff_on_failure) {
+  // Claiming is also how we look at the spool: it costs one small transaction, where
+  // counting the pending rows would scan them all.
+  Claim c;
+  c.claimed_at = SteadyClock::now();
+  auto claimed = spool->claim(options.batch_size, options.lease);
+  if (!claimed.ok()) {
+    if (arm_backoff_on_failure) {
+      upload::DeliveryResult spool_failure{Verdict::RetryLater, 0, std::nullopt, "spool claim: " + claimed.error()};
+      arm_backoff(spool_failure, "claiming a batch", false);
+    }
+    c.end = CycleEnd::Failed;
+    return c;
+  }
+  if (!claimed->has_value()) {
+    c.end = CycleEnd::Empty;
+    return c;
+  }
+  ClaimedBatch& batch = **claimed;
+  if (!flushing && batch.lines.size() < options.batch_size) {
+    const int64_t due_in_ms = batch.oldest_created_ms + options.flush_interval.count() - now_ms();
+    if (due_in_ms > 0) {
+      // Not worth a request yet: give the short batch back and wait for more.
+      give_back(batch);
+      c.end = CycleEnd::NotDue;
+      c.not_due_until = SteadyClock::now() + std::chrono::milliseconds(due_in_ms);
+      return c;
+    }
+  }
+  c.batch = std::move(batch);
+  return c;
+}
+
 Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender, bool flushing,
                                                      SteadyClock::time_point& not_due_until) {
+  // The next batch, claimed while the previous POST was in flight: the spool's work and
+  // the compression overlap the network and the collector's.
+  std::optional<Claim> ahead;
+  auto give_back_ahead = [&] {
+    if (ahead && ahead->batch) give_back(*ahead->batch);
+    ahead.reset();
+  };
   for (;;) {
     {
       std::lock_guard lock(mutex);
-      if (stop_due()) return CycleEnd::Stopped;
+      if (stop_due()) {
+        give_back_ahead();
+        return CycleEnd::Stopped;
+      }
     }
     ClaimedBatch batch;
     SteadyClock::time_point claimed_at;
+    const bool retrying = held.has_value();
     if (held) {
       // Retry under the same lease (same Idempotency-Key) while it is long enough.
       if (SteadyClock::now() + options.request_timeout + options.connect_timeout + kLeaseMargin <
@@ -210,29 +294,24 @@ Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender,
         continue;
       }
     } else {
-      // Claiming is also how we look at the spool: it costs one small transaction,
-      // where counting the pending rows would scan them all.
-      claimed_at = SteadyClock::now();
-      auto claimed = spool->claim(options.batch_size, options.lease);
-      if (!claimed.ok()) {
-        upload::DeliveryResult spool_failure{Verdict::RetryLater, 0, std::nullopt, "spool claim: " + claimed.error()};
-        arm_backoff(spool_failure, "claiming a batch", false);
-        return CycleEnd::Failed;
+      Claim c = ahead ? std::move(*ahead) : claim_next(flushing, true);
+      ahead.reset();
+      if (!c.batch) {
+        if (c.end == CycleEnd::NotDue) not_due_until = c.not_due_until;
+        return c.end;
       }
-      if (!claimed->has_value()) return CycleEnd::Empty;
-      batch = std::move(**claimed);
-      if (!flushing && batch.lines.size() < options.batch_size) {
-        const int64_t due_in_ms = batch.oldest_created_ms + options.flush_interval.count() - now_ms();
-        if (due_in_ms > 0) {
-          // Not worth a request yet: give the short batch back and wait for more.
-          held = std::move(batch);
-          give_back_held_batch();
-          not_due_until = SteadyClock::now() + std::chrono::milliseconds(due_in_ms);
-          return CycleEnd::NotDue;
-        }
-      }
+      batch = std::move(*c.batch);
+      claimed_at = c.claimed_at;
     }
-    if (!deliver_batch(sender, batch, claimed_at)) {
+    // Look ahead only while the collector takes batches: a retry is sent alone. A claim
+    // that fails now is simply made again, with its backoff, after this delivery.
+    auto look_ahead = [&] {
+      if (retrying) return;
+      Claim c = claim_next(flushing, false);
+      if (c.end != CycleEnd::Failed) ahead = std::move(c);
+    };
+    if (!deliver_batch(sender, batch, claimed_at, look_ahead)) {
+      give_back_ahead();
       std::lock_guard lock(mutex);
       return stop_requested && !held ? CycleEnd::Stopped : CycleEnd::Failed;
     }
@@ -284,6 +363,9 @@ void Uploader::Impl::run() {
       drain_completed = std::max(drain_completed, drain_generation);
       drained.notify_all();
       if (stop_requested) break;
+    }
+    if (end == CycleEnd::Empty) {
+      sweep_delivered();
       // Nothing claimable now (others may hold leases; other processes may append
       // without nudging us): look again after a while.
       sleep_until = SteadyClock::now() + idle_wait;
