@@ -289,7 +289,7 @@ Result<IngestOutcome> CommitGroup::add(const IngestBatch& batch) {
   }
   if (Status s = exec_sql(db, "RELEASE batch"); !s) return fail(s.error());
   undo_.clear();
-  deltas_.merge(deltas);
+  deltas_.merge(std::move(deltas));
   return outcome;
 }
 

@@ -40,9 +40,9 @@ class RollupDeltas {
     return [this, ids](int64_t minute, const Counters& c) { add(ids, minute, c); };
   }
   // Adds another set of deltas (a batch that committed its savepoint joins its group).
-  void merge(const RollupDeltas& other) {
+  void merge(RollupDeltas&& other) {
     if (minutes_.empty()) {
-      minutes_ = other.minutes_;
+      minutes_.swap(other.minutes_);  // the usual case: the group's first batch
       return;
     }
     for (const auto& [cell, c] : other.minutes_) minutes_[cell] += c;
@@ -51,14 +51,14 @@ class RollupDeltas {
 
   // The cells of every level, [level] -> cells in key order (B-tree friendly writes).
   std::array<std::vector<std::pair<Cell, Counters>>, kRollupLevelCount> levels() const {
-    std::array<Cells, kRollupLevelCount> sums;
-    sums[0] = minutes_;
+    std::array<Cells, kRollupLevelCount> sums;  // hours and days; minutes are minutes_
     for (const auto& [cell, c] : minutes_)
       for (std::size_t level = 1; level < kRollupLevelCount; ++level)
         sums[level][{cell.family, floor_to(cell.bucket, kRollupLevelMs[level]), cell.dims}] += c;
     std::array<std::vector<std::pair<Cell, Counters>>, kRollupLevelCount> out;
     for (std::size_t level = 0; level < kRollupLevelCount; ++level) {
-      out[level].assign(sums[level].begin(), sums[level].end());
+      const Cells& cells = level == 0 ? minutes_ : sums[level];
+      out[level].assign(cells.begin(), cells.end());
       std::sort(out[level].begin(), out[level].end(), [](const auto& a, const auto& b) {
         return std::tie(a.first.family, a.first.bucket, a.first.dims) <
                std::tie(b.first.family, b.first.bucket, b.first.dims);
