@@ -11,7 +11,7 @@ packages=(
   # toolchain
   build-essential cmake pkg-config ccache git xz-utils dpkg-dev
   # core libraries
-  libsqlite3-dev sqlite3 libcurl4-openssl-dev zlib1g-dev nlohmann-json3-dev rapidjson-dev
+  libsqlite3-dev sqlite3 libcurl4-openssl-dev zlib1g-dev libdeflate-dev nlohmann-json3-dev rapidjson-dev
   libcli11-dev libgtest-dev libgmock-dev
   # collector
   libcpp-httplib-dev libssl-dev libyaml-cpp-dev libpcre2-dev libmaxminddb-dev

@@ -1,24 +1,16 @@
 #include "streamtally/gzip.hpp"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <array>
 #include <memory>
 
 namespace streamtally {
 namespace {
 
 constexpr int kGzipWindowBits = 15 + 16;  // 15-bit window, gzip header and trailer
-
-struct DeflateStream {
-  z_stream z{};
-  bool ok = false;
-  explicit DeflateStream(int level) {
-    ok = deflateInit2(&z, level, Z_DEFLATED, kGzipWindowBits, 8, Z_DEFAULT_STRATEGY) == Z_OK;
-  }
-  ~DeflateStream() {
-    if (ok) deflateEnd(&z);
-  }
-};
 
 struct InflateStream {
   z_stream z{};
@@ -32,16 +24,19 @@ struct InflateStream {
 }  // namespace
 
 std::string gzip_compress(std::string_view data, int level) {
-  DeflateStream s(level);
-  if (!s.ok) return {};
+  level = std::clamp(level, 1, 12);
+  // A compressor holds its hash tables (hundreds of KiB): one per thread and level, kept.
+  struct Free {
+    void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
+  };
+  thread_local std::array<std::unique_ptr<libdeflate_compressor, Free>, 13> compressors;
+  auto& compressor = compressors[static_cast<std::size_t>(level)];
+  if (!compressor) compressor.reset(libdeflate_alloc_compressor(level));
+  if (!compressor) return {};
   std::string out;
-  out.resize(deflateBound(&s.z, data.size()) + 32);
-  s.z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  s.z.avail_in = static_cast<uInt>(data.size());
-  s.z.next_out = reinterpret_cast<Bytef*>(out.data());
-  s.z.avail_out = static_cast<uInt>(out.size());
-  if (deflate(&s.z, Z_FINISH) != Z_STREAM_END) return {};
-  out.resize(s.z.total_out);
+  out.resize(libdeflate_gzip_compress_bound(compressor.get(), data.size()));
+  const std::size_t n = libdeflate_gzip_compress(compressor.get(), data.data(), data.size(), out.data(), out.size());
+  out.resize(n);  // 0 cannot happen with the bound; an empty result is the error
   return out;
 }
 
