@@ -108,11 +108,16 @@ void TestReceiver::handle(const std::string& raw_body, const std::string& target
 
   // Debian's cpp-httplib (built with zlib) may already have inflated a gzip body;
   // inflate here only what still carries the gzip magic. NDJSON starts with '{'.
-  std::string text = raw_body;
+  std::string inflated_text;
+  std::string_view text = raw_body;
   if (text.size() >= 2 && static_cast<unsigned char>(text[0]) == 0x1f && static_cast<unsigned char>(text[1]) == 0x8b) {
     auto inflated = gzip_decompress(text, kMaxInflated);
-    if (!inflated.ok()) request.decode_error = "gzip: " + inflated.error();
-    else text = std::move(inflated).value();
+    if (!inflated.ok()) {
+      request.decode_error = "gzip: " + inflated.error();
+    } else {
+      inflated_text = std::move(inflated).value();
+      text = inflated_text;
+    }
   }
   std::size_t line_number = 0;
   for (std::size_t begin = 0; request.decode_error.empty() && begin < text.size();) {
@@ -122,10 +127,12 @@ void TestReceiver::handle(const std::string& raw_body, const std::string& target
     std::string_view line(text.data() + begin, end - begin);
     if (!line.empty()) {
       auto record = decode_record(line);
-      if (!record.ok())
+      if (!record.ok()) {
         request.decode_error = "line " + std::to_string(line_number) + ": " + record.error();
-      else
-        request.records.push_back(std::move(record).value());
+      } else {
+        ++request.record_count;
+        if (options_.keep_records) request.records.push_back(std::move(record).value());
+      }
     }
     begin = end + 1;
   }
@@ -138,7 +145,7 @@ void TestReceiver::handle(const std::string& raw_body, const std::string& target
     if (!request.decode_error.empty()) {
       response.status = 400;
       response.body = nlohmann::json{{"error", request.decode_error}, {"line", line_number}}.dump();
-    } else if (options_.max_records_per_request > 0 && request.records.size() > options_.max_records_per_request) {
+    } else if (options_.max_records_per_request > 0 && request.record_count > options_.max_records_per_request) {
       response.status = 413;
       response.body = R"({"error":"batch too large"})";
     } else if (!script_.empty()) {
@@ -173,7 +180,7 @@ void TestReceiver::handle(const std::string& raw_body, const std::string& target
     response_body = response.body;
   } else if (status == 200) {
     response_body = nlohmann::json{{"batch_id", request.idempotency_key},
-                                    {"accepted", request.records.size()},
+                                    {"accepted", request.record_count},
                                     {"duplicates", 0}}
                          .dump();
   } else {

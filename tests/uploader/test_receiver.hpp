@@ -47,7 +47,8 @@ struct ReceivedRequest {
   std::string content_encoding;
   uint64_t wire_bytes = 0;  // Content-Length of the (compressed) body
   int remote_port = 0;      // tells connections apart (keep-alive)
-  std::vector<SessionRecord> records;
+  std::vector<SessionRecord> records;  // empty unless Options::keep_records
+  std::size_t record_count = 0;        // records decoded
   std::string decode_error;  // "" when every line decoded
   int answered_status = 0;   // 0 until answered
   std::chrono::steady_clock::time_point arrived_at;
@@ -65,6 +66,9 @@ class TestReceiver {
     std::string key_file;
     std::size_t max_records_per_request = 0;  // > 0: larger requests get 413
     std::chrono::milliseconds hold{0};        // every request is held this long (overlap window)
+    // false (benchmarks): every record is still decoded, but only counted — no copies
+    // kept, no in-flight duplicate bookkeeping.
+    bool keep_records = true;
   };
 
   explicit TestReceiver(Options options);
