@@ -76,9 +76,11 @@ BatchSender::BatchSender(HttpClient& client, std::string collector_url, std::str
       authorization_(token.empty() ? "" : "Authorization: Bearer " + token),
       counters_(counters) {}
 
-void BatchSender::start_post(const std::string& key, std::span<const std::string> lines,
-                             std::chrono::milliseconds request_timeout) {
-  std::string body = gzip_compress(ndjson_body(lines), kGzipLevel);
+std::string BatchSender::compress(std::span<const std::string> lines) {
+  return gzip_compress(ndjson_body(lines), kGzipLevel);
+}
+
+void BatchSender::start_post(const std::string& key, std::string body, std::chrono::milliseconds request_timeout) {
   std::vector<std::string> headers = {"Content-Type: application/x-ndjson", "Content-Encoding: gzip",
                                       "Idempotency-Key: " + key};
   if (!authorization_.empty()) headers.push_back(authorization_);
@@ -121,8 +123,9 @@ DeliveryResult BatchSender::verdict_of(const HttpResponse& response, std::size_t
 }
 
 PendingDelivery BatchSender::begin(const std::string& idempotency_key, std::span<const std::string> lines,
-                                   std::chrono::milliseconds request_timeout) {
-  start_post(idempotency_key, lines, request_timeout);
+                                   std::chrono::milliseconds request_timeout, std::string body) {
+  if (body.empty()) body = compress(lines);
+  start_post(idempotency_key, std::move(body), request_timeout);
   return PendingDelivery{idempotency_key, lines, request_timeout};
 }
 

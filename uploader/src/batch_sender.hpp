@@ -60,15 +60,18 @@ class BatchSender {
                          std::chrono::milliseconds request_timeout = std::chrono::milliseconds::zero());
 
   // deliver() in two steps. A 413 splits the batch inside finish(), synchronously.
+  // `body`: the lines as compress() made them ahead of time; empty: compressed now.
   PendingDelivery begin(const std::string& idempotency_key, std::span<const std::string> lines,
-                        std::chrono::milliseconds request_timeout = std::chrono::milliseconds::zero());
+                        std::chrono::milliseconds request_timeout = std::chrono::milliseconds::zero(),
+                        std::string body = {});
   DeliveryResult finish(const PendingDelivery& delivery);
 
+  // The request body of these lines: NDJSON, gzip'ed.
+  static std::string compress(std::span<const std::string> lines);
   const std::string& batches_url() const { return batches_url_; }
 
  private:
-  void start_post(const std::string& key, std::span<const std::string> lines,
-                  std::chrono::milliseconds request_timeout);
+  void start_post(const std::string& key, std::string body, std::chrono::milliseconds request_timeout);
   DeliveryResult verdict_of(const HttpResponse& response, std::size_t records, bool& too_large);
 
   HttpClient& client_;

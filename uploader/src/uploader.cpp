@@ -3,6 +3,8 @@
 // release), backing off after failures. See uploader.hpp for the contract.
 #include "streamtally/uploader.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -71,12 +73,13 @@ struct Uploader::Impl {
     SteadyClock::time_point claimed_at{};
     CycleEnd end = CycleEnd::Empty;
     SteadyClock::time_point not_due_until{};
+    std::string body;  // the batch compressed ahead of its POST; empty: not yet
   };
   Claim claim_next(bool flushing, bool arm_backoff_on_failure);
   // Sends one batch and applies the verdict; `while_in_flight` runs while its POST is
   // on the way (the next claim). True when the uploader may go on at once.
   bool deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch, SteadyClock::time_point claimed_at,
-                     const std::function<void()>& while_in_flight = {});
+                     std::string body = {}, const std::function<void()>& while_in_flight = {});
   // counts_as_retry: a POST failed (not the spool).
   void arm_backoff(const upload::DeliveryResult& result, const char* what, bool counts_as_retry);
   void give_back(ClaimedBatch& batch);
@@ -96,6 +99,9 @@ struct Uploader::Impl {
   bool nudged = false;
   SteadyClock::time_point stop_deadline{};
   uint64_t drain_requested = 0;
+  // drain_requested when the latest claim began: an empty claim completes the drains
+  // requested before it (a later one may concern records appended after it).
+  uint64_t drain_seen_by_claim = 0;
   uint64_t drain_completed = 0;
   std::thread thread;
 
@@ -177,12 +183,13 @@ void Uploader::Impl::give_back_held_batch() {
 // Applies the sender's verdict to the spool. Returns true when the uploader may go on
 // with the next batch at once.
 bool Uploader::Impl::deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch,
-                                   SteadyClock::time_point claimed_at, const std::function<void()>& while_in_flight) {
+                                   SteadyClock::time_point claimed_at, std::string body,
+                                   const std::function<void()>& while_in_flight) {
   // Never let a request outlive the lease: another uploader could claim the rows.
   const auto lease_left = std::chrono::duration_cast<std::chrono::milliseconds>(
       claimed_at + options.lease - kLeaseMargin - SteadyClock::now());
   const auto timeout = std::max(1ms, std::min(options.request_timeout, lease_left));
-  const upload::PendingDelivery delivery = sender.begin(batch.batch_id, batch.lines, timeout);
+  const upload::PendingDelivery delivery = sender.begin(batch.batch_id, batch.lines, timeout, std::move(body));
   if (while_in_flight) while_in_flight();
   const upload::DeliveryResult result = sender.finish(delivery);
   switch (result.verdict) {
@@ -234,6 +241,10 @@ Uploader::Impl::Claim Uploader::Impl::claim_next(bool flushing, bool arm_backoff
   // counting the pending rows would scan them all.
   Claim c;
   c.claimed_at = SteadyClock::now();
+  {
+    std::lock_guard lock(mutex);
+    drain_seen_by_claim = drain_requested;
+  }
   auto claimed = spool->claim(options.batch_size, options.lease);
   if (!claimed.ok()) {
     if (arm_backoff_on_failure) {
@@ -264,8 +275,8 @@ Uploader::Impl::Claim Uploader::Impl::claim_next(bool flushing, bool arm_backoff
 
 Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender, bool flushing,
                                                      SteadyClock::time_point& not_due_until) {
-  // The next batch, claimed while the previous POST was in flight: the spool's work and
-  // the compression overlap the network and the collector's.
+  // The next batch, claimed and compressed while the previous POST was in flight: the
+  // spool's work and the compression overlap the network and the collector's.
   std::optional<Claim> ahead;
   auto give_back_ahead = [&] {
     if (ahead && ahead->batch) give_back(*ahead->batch);
@@ -281,6 +292,7 @@ Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender,
     }
     ClaimedBatch batch;
     SteadyClock::time_point claimed_at;
+    std::string body;
     const bool retrying = held.has_value();
     if (held) {
       // Retry under the same lease (same Idempotency-Key) while it is long enough.
@@ -302,15 +314,17 @@ Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender,
       }
       batch = std::move(*c.batch);
       claimed_at = c.claimed_at;
+      body = std::move(c.body);
     }
     // Look ahead only while the collector takes batches: a retry is sent alone. A claim
     // that fails now is simply made again, with its backoff, after this delivery.
     auto look_ahead = [&] {
       if (retrying) return;
       Claim c = claim_next(flushing, false);
+      if (c.batch) c.body = upload::BatchSender::compress(c.batch->lines);
       if (c.end != CycleEnd::Failed) ahead = std::move(c);
     };
-    if (!deliver_batch(sender, batch, claimed_at, look_ahead)) {
+    if (!deliver_batch(sender, batch, claimed_at, std::move(body), look_ahead)) {
       give_back_ahead();
       std::lock_guard lock(mutex);
       return stop_requested && !held ? CycleEnd::Stopped : CycleEnd::Failed;
@@ -341,13 +355,11 @@ void Uploader::Impl::run() {
       if (SteadyClock::now() < retry_at) continue;
     }
 
-    uint64_t drain_generation;
     bool flushing;
     {
       std::lock_guard lock(mutex);
       if (stop_due()) break;
       nudged = false;
-      drain_generation = drain_requested;
       flushing = stop_requested || drain_requested > drain_completed;
     }
 
@@ -360,7 +372,7 @@ void Uploader::Impl::run() {
     if (end == CycleEnd::Failed) continue;  // the backoff wait comes first
     if (end == CycleEnd::Empty) {
       std::lock_guard lock(mutex);
-      drain_completed = std::max(drain_completed, drain_generation);
+      drain_completed = std::max(drain_completed, drain_seen_by_claim);
       drained.notify_all();
       if (stop_requested) break;
     }
@@ -401,6 +413,7 @@ void Uploader::start() {
   impl_->failed_while_stopping = false;
   impl_->running = true;
   impl_->thread = std::thread([impl = impl_.get()] {
+    pthread_setname_np(pthread_self(), "st-uploader");  // in top -H, perf, gdb
     try {
       impl->run();
     } catch (const std::exception& e) {  // never let an exception end the host process
