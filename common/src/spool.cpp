@@ -87,10 +87,10 @@ constexpr const char* kEnqueue =
 
 // When delivered closed sessions leave the file (Impl::sweep_delivered): deleting a wide
 // row with its index entry costs about as much as storing it, so a backlog drains first
-// and is swept after. An ack sweeps what this process delivered once it has kSweepRows of
-// them while it keeps up (its last claim was not full), or kMaxUnswept in any case (the
-// file never holds more garbage than that); the uploader calls sweep_delivered() when the
-// spool is drained.
+// and is swept after: the uploader calls sweep_delivered() once the spool is drained. An
+// ack sweeps up to kSweepRows of what this process delivered when it has that many while
+// it keeps up (its last claim was short: neither a backlog nor drained), or once it has
+// kMaxUnswept in any case (the file never holds much more garbage than that).
 constexpr std::size_t kSweepRows = 16384;
 constexpr std::size_t kMaxUnswept = 262144;
 
@@ -124,7 +124,7 @@ struct Spool::Impl {
   Statement sweep_all_delivered;
   // Closed sessions this process saw delivered and has not swept yet.
   std::vector<int64_t> delivered_closed;
-  bool last_claim_full = false;  // a backlog is draining
+  enum class LastClaim { Empty, Short, Full } last_claim = LastClaim::Empty;
 
   // What this process has in flight: per batch the rows, the seq each row had when it
   // was claimed (what the collector gets), whether that update closed the session, and
@@ -211,19 +211,20 @@ struct Spool::Impl {
     return run(enqueue);
   }
 
-  // Deletes the closed sessions this process saw delivered (unless queued again since).
-  // Not done row by row at ack: each delete touches a random page of the session_id index,
-  // so one sweep of many rows writes each index page once where single deletes would write
-  // it once per row.
+  // Deletes up to kSweepRows of the closed sessions this process saw delivered, oldest
+  // first (unless queued again since). Not done row by row at ack: each delete touches a
+  // random page of the session_id index, so one sweep of many rows writes each index page
+  // once where single deletes would write it once per row.
   int sweep_delivered() {
     std::sort(delivered_closed.begin(), delivered_closed.end());
-    for (int64_t id : delivered_closed) {
-      drop_delivered.bind(1, id);
+    const std::size_t n = std::min(delivered_closed.size(), kSweepRows);
+    for (std::size_t i = 0; i < n; ++i) {
+      drop_delivered.bind(1, delivered_closed[i]);
       const int rc = drop_delivered.step();
       drop_delivered.reset();
       if (rc != SQLITE_DONE) return rc;
     }
-    delivered_closed.clear();
+    delivered_closed.erase(delivered_closed.begin(), delivered_closed.begin() + static_cast<std::ptrdiff_t>(n));
     return SQLITE_DONE;
   }
 
@@ -539,7 +540,9 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(im.pending_rows, rc);
   im.pending_rows.reset();
 
-  im.last_claim_full = batch.lines.size() >= max_records;
+  im.last_claim = batch.lines.empty()                   ? Impl::LastClaim::Empty
+                  : batch.lines.size() >= max_records ? Impl::LastClaim::Full
+                                                      : Impl::LastClaim::Short;
   if (!batch.lines.empty()) {
     batch.batch_id = make_uuid_v4();
     im.insert_claim.bind_static(1, batch.batch_id).bind(2, now + lease.count());
@@ -581,7 +584,7 @@ Status Spool::finish_batch(const std::string& batch_id, bool delivered, const ch
   // The list is only a hint: a sweep deletes no row that is queued, whatever happened to
   // this transaction, and a claim that finds the queue empty sweeps them all.
   const std::size_t unswept = im.delivered_closed.size();
-  if ((unswept >= kSweepRows && !im.last_claim_full) || unswept >= kMaxUnswept)
+  if ((unswept >= kSweepRows && im.last_claim == Impl::LastClaim::Short) || unswept >= kMaxUnswept)
     if (int rc = im.sweep_delivered(); rc != SQLITE_DONE) return handle_error(rc, what);
   if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, what);
   im.in_flight.erase(it);

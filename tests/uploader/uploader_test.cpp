@@ -108,7 +108,8 @@ TEST_F(UploaderTest, RoundTripOfEveryFieldWithHeadersAndKeepAlive) {
   }
   EXPECT_EQ(requests.size(), 13u);  // ceil(1234 / 100)
   EXPECT_EQ(keys.size(), requests.size()) << "one Idempotency-Key per batch";
-  EXPECT_EQ(connections.size(), 1u) << "one kept-alive connection for all batches";
+  EXPECT_LE(connections.size(), UploaderOptions{}.max_in_flight)
+      << "kept-alive connections, one per request in flight, for all batches";
   EXPECT_EQ(pending(), 0u);
 
   const auto c = uploader.counters();
@@ -118,6 +119,34 @@ TEST_F(UploaderTest, RoundTripOfEveryFieldWithHeadersAndKeepAlive) {
   EXPECT_EQ(c.batches_dead_lettered, 0u);
   EXPECT_EQ(c.records_uploaded, records.size());
   EXPECT_EQ(c.bytes_uploaded, wire_bytes);
+}
+
+// Two requests are on the way at once (one per connection); when one fails, the other
+// still counts, and the failed batch alone is retried under its own key.
+TEST_F(UploaderTest, TwoRequestsOnTheWayAndAFailedOneIsRetriedWithItsKey) {
+  TestReceiver::Options receiver_options;
+  receiver_options.hold = 150ms;  // keeps each request open long enough to see both
+  TestReceiver receiver(receiver_options);
+  receiver.script({{503, "", 0ms, ""}});
+  const auto records = append(600);
+  Uploader uploader(spool_, fast_options(receiver.url()));
+  uploader.start();
+  uploader.nudge();
+  EXPECT_TRUE(wait_until([&] { return receiver.in_flight() == 2; }, 10s)) << "two requests on the way at once";
+  ASSERT_TRUE(uploader.drain(30s));
+  uploader.stop(1s);
+
+  expect_all_acknowledged(receiver, records);
+  EXPECT_EQ(receiver.concurrent_duplicates(), 0u) << "a record was in two requests on the way at once";
+  const auto requests = receiver.requests();
+  ASSERT_GE(requests.size(), 7u);  // 6 batches and one retry
+  ASSERT_EQ(requests[0].answered_status, 503);
+  std::size_t retried = 0;
+  for (const auto& request : requests)
+    retried += request.idempotency_key == requests[0].idempotency_key && request.answered_status == 200;
+  EXPECT_EQ(retried, 1u) << "the failed batch is sent again with its Idempotency-Key";
+  EXPECT_EQ(uploader.counters().batches_retried, 1u);
+  EXPECT_EQ(pending(), 0u);
 }
 
 TEST_F(UploaderTest, ServiceUnavailableWithRetryAfterThenDeliveredOnceWithTheSameKey) {

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <functional>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -65,7 +65,8 @@ struct Uploader::Impl {
   // flush_interval yet: released, due at not_due_until), Failed (backoff armed),
   // Stopped.
   enum class CycleEnd { Empty, NotDue, Failed, Stopped };
-  CycleEnd send_cycle(upload::BatchSender& sender, bool flushing, SteadyClock::time_point& not_due_until);
+  CycleEnd send_cycle(std::vector<upload::BatchSender>& senders, bool flushing,
+                      SteadyClock::time_point& not_due_until);
   // What a claim gave: a batch worth sending now, or why there is none (Empty, NotDue,
   // Failed — with the backoff armed only when asked to).
   struct Claim {
@@ -76,10 +77,18 @@ struct Uploader::Impl {
     std::string body;  // the batch compressed ahead of its POST; empty: not yet
   };
   Claim claim_next(bool flushing, bool arm_backoff_on_failure);
-  // Sends one batch and applies the verdict; `while_in_flight` runs while its POST is
-  // on the way (the next claim). True when the uploader may go on at once.
-  bool deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch, SteadyClock::time_point claimed_at,
-                     std::string body = {}, const std::function<void()>& while_in_flight = {});
+  // A batch whose POST is on the way, on one of the connections ("lanes").
+  struct Flight {
+    ClaimedBatch batch;
+    SteadyClock::time_point claimed_at;
+    upload::PendingDelivery delivery;
+    std::size_t lane = 0;
+    bool retry = false;  // the held batch, sent again under its lease
+  };
+  Flight launch(upload::BatchSender& sender, std::size_t lane, ClaimedBatch batch,
+                SteadyClock::time_point claimed_at, std::string body, bool retry);
+  // Applies a finished request's verdict to the spool. True when the uploader may go on.
+  bool settle(Flight& flight, const upload::DeliveryResult& result, const upload::BatchSender& sender);
   // counts_as_retry: a POST failed (not the spool).
   void arm_backoff(const upload::DeliveryResult& result, const char* what, bool counts_as_retry);
   void give_back(ClaimedBatch& batch);
@@ -105,7 +114,8 @@ struct Uploader::Impl {
   uint64_t drain_completed = 0;
   std::thread thread;
 
-  std::unique_ptr<upload::HttpClient> client;  // created by start(), used by the thread
+  // One connection per request in flight; created by start(), used by the thread.
+  std::vector<std::unique_ptr<upload::HttpClient>> clients;
   std::optional<upload::Backoff> backoff;
   SteadyClock::time_point retry_at{};
   // A batch whose POST failed and that we retry under the same lease (same key).
@@ -180,18 +190,20 @@ void Uploader::Impl::give_back_held_batch() {
   held.reset();
 }
 
-// Applies the sender's verdict to the spool. Returns true when the uploader may go on
-// with the next batch at once.
-bool Uploader::Impl::deliver_batch(upload::BatchSender& sender, ClaimedBatch& batch,
-                                   SteadyClock::time_point claimed_at, std::string body,
-                                   const std::function<void()>& while_in_flight) {
+Uploader::Impl::Flight Uploader::Impl::launch(upload::BatchSender& sender, std::size_t lane, ClaimedBatch batch,
+                                               SteadyClock::time_point claimed_at, std::string body, bool retry) {
   // Never let a request outlive the lease: another uploader could claim the rows.
   const auto lease_left = std::chrono::duration_cast<std::chrono::milliseconds>(
       claimed_at + options.lease - kLeaseMargin - SteadyClock::now());
   const auto timeout = std::max(1ms, std::min(options.request_timeout, lease_left));
-  const upload::PendingDelivery delivery = sender.begin(batch.batch_id, batch.lines, timeout, std::move(body));
-  if (while_in_flight) while_in_flight();
-  const upload::DeliveryResult result = sender.finish(delivery);
+  Flight flight{std::move(batch), claimed_at, {}, lane, retry};
+  flight.delivery = sender.begin(flight.batch.batch_id, flight.batch.lines, timeout, std::move(body));
+  return flight;
+}
+
+bool Uploader::Impl::settle(Flight& flight, const upload::DeliveryResult& result,
+                            const upload::BatchSender& sender) {
+  ClaimedBatch& batch = flight.batch;
   switch (result.verdict) {
     case Verdict::Delivered: {
       if (Status s = spool->ack(batch.batch_id); !s.ok()) {
@@ -199,12 +211,10 @@ bool Uploader::Impl::deliver_batch(upload::BatchSender& sender, ClaimedBatch& ba
         // collector keeps the highest seq per session). Back off from the spool.
         log(LogLevel::Error, "streamtally uploader: ack of batch " + batch.batch_id + " failed: " + s.error());
         upload::DeliveryResult spool_failure{Verdict::RetryLater, 0, std::nullopt, "spool ack: " + s.error()};
-        held.reset();
         arm_backoff(spool_failure, "acknowledging a batch", false);
         return false;
       }
       batches_acked.fetch_add(1, std::memory_order_relaxed);
-      held.reset();
       if (failing) log(LogLevel::Info, "streamtally uploader: the collector accepts batches again");
       failing = false;
       backoff->reset();
@@ -218,19 +228,23 @@ bool Uploader::Impl::deliver_batch(upload::BatchSender& sender, ClaimedBatch& ba
         log(LogLevel::Error, "streamtally uploader: dead-lettering batch " + batch.batch_id + " failed: " + s.error());
       else
         batches_dead_lettered.fetch_add(1, std::memory_order_relaxed);
-      held.reset();
       return true;  // the rest goes on
     }
     case Verdict::Aborted:
       // stop() cut the request: the batch goes back for the next start.
-      held = std::move(batch);
-      give_back_held_batch();
+      give_back(batch);
       return false;
     case Verdict::Unauthorized:
     case Verdict::RetryLater:
+      // One batch is retried under its own lease (same key) after the backoff; others
+      // that failed with it go back to the spool.
+      if (held) {
+        give_back(batch);
+        return false;
+      }
       arm_backoff(result, ("POST " + sender.batches_url()).c_str(), true);
       held = std::move(batch);
-      held_claimed_at = claimed_at;
+      held_claimed_at = flight.claimed_at;
       return false;
   }
   return false;
@@ -273,67 +287,96 @@ Uploader::Impl::Claim Uploader::Impl::claim_next(bool flushing, bool arm_backoff
   return c;
 }
 
-Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(upload::BatchSender& sender, bool flushing,
+Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(std::vector<upload::BatchSender>& senders, bool flushing,
                                                      SteadyClock::time_point& not_due_until) {
-  // The next batch, claimed and compressed while the previous POST was in flight: the
-  // spool's work and the compression overlap the network and the collector's.
+  // Up to one request per lane is on the way, and the next batch is claimed and
+  // compressed meanwhile: the spool's work and the compression overlap the network and
+  // the collector's work, and the collector always has a request to work on.
+  std::deque<Flight> flights;
+  std::vector<std::size_t> free_lanes;
+  for (std::size_t lane = senders.size(); lane-- > 0;) free_lanes.push_back(lane);
   std::optional<Claim> ahead;
+  std::optional<CycleEnd> end;  // set once no further batch is started: why
+  bool failed = false;
   auto give_back_ahead = [&] {
     if (ahead && ahead->batch) give_back(*ahead->batch);
     ahead.reset();
   };
+
   for (;;) {
-    {
-      std::lock_guard lock(mutex);
-      if (stop_due()) {
-        give_back_ahead();
-        return CycleEnd::Stopped;
+    // 1. Start batches while a lane is free and something is worth sending now.
+    while (!end && !failed && !free_lanes.empty()) {
+      {
+        std::lock_guard lock(mutex);
+        if (stop_due()) {
+          end = CycleEnd::Stopped;
+          break;
+        }
       }
-    }
-    ClaimedBatch batch;
-    SteadyClock::time_point claimed_at;
-    std::string body;
-    const bool retrying = held.has_value();
-    if (held) {
-      // Retry under the same lease (same Idempotency-Key) while it is long enough.
-      if (SteadyClock::now() + options.request_timeout + options.connect_timeout + kLeaseMargin <
-          held_claimed_at + options.lease) {
+      ClaimedBatch batch;
+      SteadyClock::time_point claimed_at;
+      std::string body;
+      bool retry = false;
+      if (held) {
+        // The retry of a failed batch goes alone, under its lease (same Idempotency-Key)
+        // while that is long enough; a lane stays free for what follows it.
+        if (!flights.empty()) break;
+        if (SteadyClock::now() + options.request_timeout + options.connect_timeout + kLeaseMargin >=
+            held_claimed_at + options.lease) {
+          give_back_held_batch();
+          continue;
+        }
         batch = std::move(*held);
         claimed_at = held_claimed_at;
         held.reset();
+        retry = true;
       } else {
-        give_back_held_batch();
-        continue;
+        Claim c = ahead ? std::move(*ahead) : claim_next(flushing, true);
+        ahead.reset();
+        if (!c.batch) {
+          if (c.end == CycleEnd::NotDue) not_due_until = c.not_due_until;
+          end = c.end;
+          break;
+        }
+        batch = std::move(*c.batch);
+        claimed_at = c.claimed_at;
+        body = std::move(c.body);
       }
-    } else {
-      Claim c = ahead ? std::move(*ahead) : claim_next(flushing, true);
-      ahead.reset();
-      if (!c.batch) {
-        if (c.end == CycleEnd::NotDue) not_due_until = c.not_due_until;
-        return c.end;
-      }
-      batch = std::move(*c.batch);
-      claimed_at = c.claimed_at;
-      body = std::move(c.body);
+      const std::size_t lane = free_lanes.back();
+      free_lanes.pop_back();
+      flights.push_back(launch(senders[lane], lane, std::move(batch), claimed_at, std::move(body), retry));
+      if (retry) break;  // nothing else until the collector took it
     }
-    // Look ahead only while the collector takes batches: a retry is sent alone. A claim
-    // that fails now is simply made again, with its backoff, after this delivery.
-    auto look_ahead = [&] {
-      if (retrying) return;
+    if (flights.empty()) {
+      give_back_ahead();
+      if (failed) {
+        std::lock_guard lock(mutex);
+        return stop_requested && !held ? CycleEnd::Stopped : CycleEnd::Failed;
+      }
+      return end.value_or(CycleEnd::Empty);
+    }
+
+    // 2. While requests are on the way, claim and compress the next batch. A claim that
+    //    fails now is simply made again, with its backoff, when it is due.
+    const bool retrying = flights.front().retry;
+    if (!end && !failed && !retrying && !held && !ahead) {
       Claim c = claim_next(flushing, false);
       if (c.batch) c.body = upload::BatchSender::compress(c.batch->lines);
       if (c.end != CycleEnd::Failed) ahead = std::move(c);
-    };
-    if (!deliver_batch(sender, batch, claimed_at, std::move(body), look_ahead)) {
-      give_back_ahead();
-      std::lock_guard lock(mutex);
-      return stop_requested && !held ? CycleEnd::Stopped : CycleEnd::Failed;
     }
+
+    // 3. The oldest request's answer; a failure stops new starts, those on the way end.
+    Flight flight = std::move(flights.front());
+    flights.pop_front();
+    const upload::DeliveryResult result = senders[flight.lane].finish(flight.delivery);
+    free_lanes.push_back(flight.lane);
+    if (!settle(flight, result, senders[flight.lane])) failed = true;
   }
 }
 
 void Uploader::Impl::run() {
-  upload::BatchSender sender(*client, options.collector_url, options.token, wire);
+  std::vector<upload::BatchSender> senders;
+  for (auto& client : clients) senders.emplace_back(*client, options.collector_url, options.token, wire);
   // How often nudges may make us look at the spool: a host nudges after every
   // append, and between looks the records only accumulate into fuller batches.
   const auto min_look_interval =
@@ -367,7 +410,7 @@ void Uploader::Impl::run() {
     //    waited flush_interval, everything when flushing (drain, stop).
     SteadyClock::time_point sleep_until;
     last_look = SteadyClock::now();
-    const CycleEnd end = send_cycle(sender, flushing, sleep_until);
+    const CycleEnd end = send_cycle(senders, flushing, sleep_until);
     if (end == CycleEnd::Stopped) break;
     if (end == CycleEnd::Failed) continue;  // the backoff wait comes first
     if (end == CycleEnd::Empty) {
@@ -406,7 +449,9 @@ void Uploader::start() {
   http.ca_file = impl_->options.ca_file;
   http.connect_timeout = impl_->options.connect_timeout;
   http.request_timeout = impl_->options.request_timeout;
-  impl_->client = std::make_unique<upload::HttpClient>(http);
+  impl_->clients.clear();
+  for (std::size_t i = 0; i < std::max<std::size_t>(impl_->options.max_in_flight, 1); ++i)
+    impl_->clients.push_back(std::make_unique<upload::HttpClient>(http));
   impl_->backoff.emplace(impl_->options.backoff_base, impl_->options.backoff_cap, std::random_device{}());
   impl_->retry_at = {};
   impl_->stop_requested = false;
@@ -430,14 +475,14 @@ void Uploader::stop(std::chrono::milliseconds flush_timeout) {
     if (!impl_->running) return;
     impl_->stop_requested = true;
     impl_->stop_deadline = SteadyClock::now() + std::max(flush_timeout, 0ms);
-    impl_->client->abort_at(impl_->stop_deadline);
+    for (auto& client : impl_->clients) client->abort_at(impl_->stop_deadline);
     impl_->wake.notify_all();
   }
   if (impl_->thread.joinable()) impl_->thread.join();
   std::lock_guard lock(impl_->mutex);
   impl_->running = false;
   impl_->stop_requested = false;
-  impl_->client.reset();
+  impl_->clients.clear();
   impl_->drained.notify_all();
 }
 

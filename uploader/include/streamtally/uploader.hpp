@@ -24,6 +24,9 @@ struct UploaderOptions {
   std::string token;          // ingest token (Authorization: Bearer)
   std::string ca_file;        // https CA bundle; empty: system default
   std::size_t batch_size = 500;
+  // POSTs on the way at once, one kept-alive connection each: with 2 the collector works
+  // on one batch while the next is sent and the uploader prepares a third.
+  std::size_t max_in_flight = 2;
   std::chrono::milliseconds flush_interval{5000};
   std::chrono::milliseconds backoff_base{1000};
   std::chrono::milliseconds backoff_cap{300000};
