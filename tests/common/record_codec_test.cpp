@@ -90,6 +90,21 @@ TEST(RecordCodec, RejectsMalformedJsonAndInvalidUtf8) {
   std::string line = encode_record(sample_record("s1"));
   line.replace(line.find("live/cam1"), 4, "\xFF\xFE\xFD\xFC");
   EXPECT_EQ(decode_record(line).error(), "invalid UTF-8");
+  // Invalid bytes in a key, where no field reader looks, are refused all the same.
+  line = encode_record(sample_record("s1"));
+  line.replace(line.find("\"host\""), 6, "\"h\xC3\"");
+  EXPECT_EQ(decode_record(line).error(), "invalid UTF-8");
+}
+
+TEST(RecordCodec, UnicodeEscapesMustSpellValidText) {
+  const std::string line = encode_record(sample_record("s1"));
+  const std::size_t stream = line.find("live/cam1");
+  auto with_stream = [&](const std::string& text) { return std::string(line).replace(stream, 9, text); };
+  auto pair = decode_record(with_stream("\\ud83c\\udfa5 cam"));  // a surrogate pair: U+1F3A5
+  ASSERT_TRUE(pair.ok()) << pair.error();
+  EXPECT_EQ(pair->stream, "\xF0\x9F\x8E\xA5 cam");
+  EXPECT_EQ(decode_record(with_stream("\\udc00")).error(), "invalid UTF-8");  // a lone low surrogate
+  EXPECT_FALSE(decode_record(with_stream("\\ud800")).ok());                   // a lone high surrogate
 }
 
 TEST(RecordCodec, ClosedRecordNeedsEndedAt) {
