@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 
 namespace streamtally {
@@ -40,7 +42,10 @@ std::string gzip_compress(std::string_view data, int level) {
   return out;
 }
 
-Result<std::string> gzip_decompress(std::string_view data, std::size_t max_output) {
+namespace {
+
+// zlib's streaming inflate: the reference for errors (it tells truncated input from corrupt).
+Result<std::string> zlib_decompress(std::string_view data, std::size_t max_output) {
   InflateStream s;
   if (!s.ok) return Error{"zlib could not start"};
   std::string out;
@@ -63,6 +68,49 @@ Result<std::string> gzip_decompress(std::string_view data, std::size_t max_outpu
     if (rc == Z_BUF_ERROR && s.z.avail_in == 0) return Error{"truncated gzip data"};
     if (rc != Z_OK) return Error{"corrupt gzip data"};
   }
+}
+
+}  // namespace
+
+// libdeflate inflates about twice as fast, but into a buffer given up front: the last
+// member's trailer says its size (usually the body is one member), and a buffer that is too
+// small doubles, never beyond max_output — a gzip bomb costs at most twice the limit. Bad
+// input goes to zlib, whose messages say what is wrong.
+Result<std::string> gzip_decompress(std::string_view data, std::size_t max_output) {
+  struct Free {
+    void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
+  };
+  thread_local std::unique_ptr<libdeflate_decompressor, Free> decompressor(libdeflate_alloc_decompressor());
+  if (!decompressor) return zlib_decompress(data, max_output);
+  std::string out;
+  std::size_t pos = 0;
+  do {
+    const std::string_view member = data.substr(pos);
+    std::size_t room = 64 * 1024;
+    if (member.size() >= 18) {
+      uint32_t trailer_size = 0;
+      std::memcpy(&trailer_size, data.data() + data.size() - 4, 4);  // little-endian by RFC 1952
+      room = std::max<std::size_t>(room, std::min<std::size_t>(trailer_size, member.size() * 64));
+    }
+    for (;;) {
+      const std::size_t base = out.size();
+      room = std::min(room, max_output - base);
+      out.resize(base + room);
+      std::size_t in_used = 0, out_used = 0;
+      const libdeflate_result r = libdeflate_gzip_decompress_ex(decompressor.get(), member.data(), member.size(),
+                                                                out.data() + base, room, &in_used, &out_used);
+      if (r == LIBDEFLATE_SUCCESS) {
+        out.resize(base + out_used);
+        pos += in_used;
+        break;
+      }
+      out.resize(base);
+      if (r != LIBDEFLATE_INSUFFICIENT_SPACE) return zlib_decompress(data, max_output);
+      if (base + room >= max_output) return Error{"decompressed body exceeds the limit"};
+      room *= 2;
+    }
+  } while (pos < data.size());
+  return out;
 }
 
 }  // namespace streamtally

@@ -30,3 +30,18 @@ TEST(Gzip, DetectsTruncatedAndCorruptInput) {
   auto garbage = gzip_decompress("this is not gzip at all", 1 << 20);
   EXPECT_FALSE(garbage.ok());
 }
+
+TEST(Gzip, ConcatenatedMembersAreOneBody) {
+  const std::string first(70000, 'a'), second = "{\"b\":2}\n";
+  auto r = gzip_decompress(gzip_compress(first, 1) + gzip_compress(second, 9), 1 << 20);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(*r, first + second);
+}
+
+TEST(Gzip, ATrailerThatLiesAboutTheSizeIsCorrupt) {
+  std::string packed = gzip_compress(std::string(300000, 'y'), 1);
+  packed[packed.size() - 4] ^= 0x01;  // ISIZE, the last four bytes
+  auto r = gzip_decompress(packed, 1 << 20);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("corrupt"), std::string::npos) << r.error();
+}
