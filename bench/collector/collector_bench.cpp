@@ -30,7 +30,7 @@
 #include "attribution.hpp"
 #include "ccu_sweep.hpp"
 #include "report_api.hpp"
-#include "sqlite_handle.hpp"
+#include "sqlite_database.hpp"
 #include "sqlite_store.hpp"
 #include "streamtally/gzip.hpp"
 #include "streamtally/record_codec.hpp"
@@ -201,13 +201,13 @@ void bench_ingest(const std::filesystem::path& dir, int64_t records, int connect
 
   // Baseline: the same records into a plain table, one transaction per batch.
   auto db = open_database((dir / "plain-ingest.db").string(), false);
-  (void)exec_sql(db->get(),
+  (void)exec_sql_status(db->get(),
                  "CREATE TABLE plain(server_id, session_id, seq, state, type, protocol, stream, host, client_ip, "
                  "user_agent, referer, user_id, started_at, updated_at, ended_at, bytes_in, bytes_out)");
   Statement insert(db->get(), "INSERT INTO plain VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)");
   const auto baseline_started = Clock::now();
   for (const auto& batch : decoded) {
-    (void)exec_sql(db->get(), "BEGIN");
+    (void)exec_sql_status(db->get(), "BEGIN");
     for (const SessionRecord& r : batch) {
       insert.bind(1, r.server_id).bind(2, r.session_id).bind(3, r.seq).bind(4, to_string(r.state));
       insert.bind(5, to_string(r.type)).bind(6, to_string(r.protocol)).bind(7, r.stream).bind(8, r.host);
@@ -217,7 +217,7 @@ void bench_ingest(const std::filesystem::path& dir, int64_t records, int connect
       (void)insert.run();
       insert.reset();
     }
-    (void)exec_sql(db->get(), "COMMIT");
+    (void)exec_sql_status(db->get(), "COMMIT");
   }
   const double baseline_s = seconds_since(baseline_started);
   const double rate = static_cast<double>(records) / collector_s, base = static_cast<double>(records) / baseline_s;
@@ -256,7 +256,7 @@ void bench_reports(const std::filesystem::path& dir, int64_t sessions) {
   auto store = SqliteStore::open(store_path);
   if (!store) return (void)std::printf("store: %s\n", store.error().c_str());
   auto plain = open_database(plain_path, false);
-  (void)exec_sql(plain->get(), "PRAGMA synchronous=OFF; CREATE TABLE plain(stream TEXT, server TEXT, type TEXT, "
+  (void)exec_sql_status(plain->get(), "PRAGMA synchronous=OFF; CREATE TABLE plain(stream TEXT, server TEXT, type TEXT, "
                                "protocol TEXT, country TEXT, client_ip TEXT, user_agent TEXT, started_at INTEGER, "
                                "end_t INTEGER, bytes_in INTEGER, bytes_out INTEGER)");
   Statement insert(plain->get(), "INSERT INTO plain VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
@@ -275,7 +275,7 @@ void bench_reports(const std::filesystem::path& dir, int64_t sessions) {
     auto outcome = (*store)->ingest(batch);
     if (!outcome) return (void)std::printf("load: %s\n", outcome.error().c_str());
     const auto plain_started = Clock::now();
-    (void)exec_sql(plain->get(), "BEGIN");
+    (void)exec_sql_status(plain->get(), "BEGIN");
     for (const IngestRecord& in : batch.records) {
       const SessionRecord& r = in.record;
       insert.bind(1, r.stream).bind(2, r.server_id).bind(3, to_string(r.type)).bind(4, to_string(r.protocol));
@@ -284,11 +284,11 @@ void bench_reports(const std::filesystem::path& dir, int64_t sessions) {
       (void)insert.run();
       insert.reset();
     }
-    (void)exec_sql(plain->get(), "COMMIT");
+    (void)exec_sql_status(plain->get(), "COMMIT");
     plain_load_s += seconds_since(plain_started);
   }
   const auto index_started = Clock::now();
-  (void)exec_sql(plain->get(), "CREATE INDEX plain_by_start ON plain(started_at)");
+  (void)exec_sql_status(plain->get(), "CREATE INDEX plain_by_start ON plain(started_at)");
   plain_load_s += seconds_since(index_started);
   const double total_load_s = seconds_since(load_started);
   std::printf("reports at %lld sessions: loaded the store in %.1f s (%.0f sessions/s, in-process batches of %lld), "

@@ -188,14 +188,14 @@ void CommitGroup::rollback_batch() {
 
 Result<IngestOutcome> CommitGroup::add(const IngestBatch& batch) {
   sqlite3* db = w_.db.get();
-  if (Status s = exec_sql(db, "SAVEPOINT batch"); !s) return Error{"store: " + s.error()};
+  if (Status s = exec_sql_status(db, "SAVEPOINT batch"); !s) return Error{"store: " + s.error()};
   undo_.clear();
   batch_dims_keys_ = new_dims_keys_.size();
   batch_touched_ = touched_.size();
   const int64_t max_before = max_session_ms_;
   const bool grew_before = max_session_ms_grew_;
   auto fail = [&](const std::string& message) -> Result<IngestOutcome> {
-    (void)exec_sql(db, "ROLLBACK TO batch; RELEASE batch");
+    (void)exec_sql_status(db, "ROLLBACK TO batch; RELEASE batch");
     w_.reset_all();
     rollback_batch();
     max_session_ms_ = max_before;
@@ -208,7 +208,7 @@ Result<IngestOutcome> CommitGroup::add(const IngestBatch& batch) {
     w_.find_batch.bind(1, batch.idempotency_key);
     if (w_.find_batch.step()) {
       w_.find_batch.reset();
-      (void)exec_sql(db, "RELEASE batch");
+      (void)exec_sql_status(db, "RELEASE batch");
       outcome.replayed = true;
       outcome.duplicates = static_cast<int64_t>(batch.records.size());
       return outcome;
@@ -287,7 +287,7 @@ Result<IngestOutcome> CommitGroup::add(const IngestBatch& batch) {
     w_.insert_batch.reset();
     if (!st) return fail(st.error());
   }
-  if (Status s = exec_sql(db, "RELEASE batch"); !s) return fail(s.error());
+  if (Status s = exec_sql_status(db, "RELEASE batch"); !s) return fail(s.error());
   undo_.clear();
   deltas_.merge(std::move(deltas));
   return outcome;

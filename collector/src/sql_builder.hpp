@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "report_model.hpp"
-#include "sqlite_handle.hpp"
+#include "sqlite_database.hpp"
 
 namespace streamtally::collector {
 

@@ -75,7 +75,7 @@ Result<std::unordered_map<int64_t, GroupKey>> selected_combinations(sqlite3* db,
   std::string columns;
   for (std::size_t i = 0; i < f.dimensions.size(); ++i) columns += std::string(", ") + f.dimensions[i];
   Statement st(db, std::string("SELECT id") + columns + " FROM " + f.dims_table);
-  if (!st.valid()) return Error{st.error()};
+  if (!st.ok()) return Error{st.error()};
   auto column_of = [&](const std::string& d) {
     return static_cast<int>(std::find(f.dimensions.begin(), f.dimensions.end(), d) - f.dimensions.begin()) + 1;
   };
@@ -105,7 +105,7 @@ Status sum_rollups(sqlite3* db, std::size_t family, const ReportQuery& q, const 
   for (const Piece& piece : pieces) {
     Statement st(db, std::string("SELECT bucket, dims, starts, views, ends, bytes_in, bytes_out, viewtime_ms FROM ") +
                          kRollupFamilies[family].tables[piece.level] + " WHERE bucket >= ?1 AND bucket < ?2");
-    if (!st.valid()) return Error{st.error()};
+    if (!st.ok()) return Error{st.error()};
     st.bind(1, piece.from).bind(2, piece.to);
     while (st.step()) {
       const int64_t dims = st.int64(1);
@@ -154,7 +154,7 @@ Status scan_sessions(sqlite3* db, const ReportQuery& q, int64_t from, int64_t to
           " AND s.started_at < " + sql.param(to) + " AND s.end_t >= " + sql.param(from);
   text += where_sql(q.where, sql);
   Statement st(db, text);
-  if (!st.valid()) return Error{st.error()};
+  if (!st.ok()) return Error{st.error()};
   sql.bind_all(st);
   while (st.step()) {
     ScannedSession s;
@@ -192,7 +192,7 @@ Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q
   const bool need_viewers = wants(q, {Metric::UniqueViewers});
   const bool need_intervals = wants(q, {Metric::Ccu, Metric::MaxCcu});
   Statement chain(db, "SELECT seq, t, bytes_in, bytes_out FROM updates WHERE session = ?1 ORDER BY seq");
-  if (!chain.valid()) return Error{chain.error()};
+  if (!chain.ok()) return Error{chain.error()};
 
   std::map<GroupKey, ScanGroup> groups;
   std::string chain_error;

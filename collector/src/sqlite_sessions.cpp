@@ -161,7 +161,7 @@ Result<SessionsPage> SqliteStore::sessions(const SessionsQuery& q) {
   SqlBuilder count_sql;
   const std::string from_where = " FROM sessions AS s" + filter_sql(q, max_session_ms_, count_sql);
   Statement count(lease.get(), "SELECT count(*) FROM (SELECT 1" + from_where + group_by(q.group) + ")");
-  if (!count.valid()) return Error{count.error()};
+  if (!count.ok()) return Error{count.error()};
   count_sql.bind_all(count);
   if (count.step()) page.total = count.int64(0);
   if (count.failed()) return Error{count.error()};
@@ -173,7 +173,7 @@ Result<SessionsPage> SqliteStore::sessions(const SessionsQuery& q) {
   text += " ORDER BY " + std::to_string(order_index + 1) + (q.descending ? " DESC, " : ", ") + tie_breaker(q.group);
   text += " LIMIT " + sql.param(q.limit) + " OFFSET " + sql.param(q.offset);
   Statement rows(lease.get(), text);
-  if (!rows.valid()) return Error{rows.error()};
+  if (!rows.ok()) return Error{rows.error()};
   sql.bind_all(rows);
   while (rows.step()) {
     nlohmann::json row = nlohmann::json::object();

@@ -25,11 +25,11 @@ Status SqliteStore::init_writer() {
   // The writer's WAL appends go out in one write per commit (wal_write_buffer.hpp).
   auto db = open_database(path_, false, wal_write_buffer_vfs());
   if (!db) return Error{db.error()};
-  if (Status s = exec_sql(db->get(), kSqliteSchema); !s) return Error{path_ + ": " + s.error()};
+  if (Status s = exec_sql_status(db->get(), kSqliteSchema); !s) return Error{path_ + ": " + s.error()};
   // A commit rewrites the pages of every open session; checkpointing every 10000
   // frames (~40 MiB of WAL) instead of SQLite's 1000 copies each hot page into the
   // database once per many commits instead of once per one or two.
-  if (Status s = exec_sql(db->get(), "PRAGMA wal_autocheckpoint=10000"); !s) return Error{path_ + ": " + s.error()};
+  if (Status s = exec_sql_status(db->get(), "PRAGMA wal_autocheckpoint=10000"); !s) return Error{path_ + ": " + s.error()};
   writer_ = std::make_unique<SqliteWriter>();
   writer_->db = std::move(*db);
   if (Status s = writer_->prepare(); !s) return s;
@@ -38,11 +38,11 @@ Status SqliteStore::init_writer() {
   return Status::Ok();
 }
 
-Result<DbHandle> SqliteStore::acquire_reader() {
+Result<SqliteDb> SqliteStore::acquire_reader() {
   {
     std::lock_guard lock(readers_mutex_);
     if (!readers_.empty()) {
-      DbHandle db = std::move(readers_.back());
+      SqliteDb db = std::move(readers_.back());
       readers_.pop_back();
       return db;
     }
@@ -50,7 +50,7 @@ Result<DbHandle> SqliteStore::acquire_reader() {
   return open_database(path_, true);
 }
 
-void SqliteStore::release_reader(DbHandle db) {
+void SqliteStore::release_reader(SqliteDb db) {
   std::lock_guard lock(readers_mutex_);
   if (readers_.size() < 16) readers_.push_back(std::move(db));
 }
@@ -89,11 +89,11 @@ void SqliteStore::commit_group(std::vector<std::shared_ptr<PendingBatch>>& group
       p->done = true;
     }
   };
-  if (Status s = exec_sql(db, "BEGIN IMMEDIATE"); !s) return finish_all("store busy: " + s.error());
+  if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE"); !s) return finish_all("store busy: " + s.error());
   CommitGroup tx(*writer_, max_session_ms_);
   for (auto& p : group) p->result = tx.add(*p->batch);
   auto abandon = [&](const std::string& error) {
-    (void)exec_sql(db, "ROLLBACK");
+    (void)exec_sql_status(db, "ROLLBACK");
     tx.abandoned();
     finish_all(error);
   };
@@ -101,7 +101,7 @@ void SqliteStore::commit_group(std::vector<std::shared_ptr<PendingBatch>>& group
   // Raised before the commit is visible: readers bound their range scans with it,
   // and a bound that is briefly too large is harmless, one too small is not.
   if (tx.max_session_ms() > max_session_ms_) max_session_ms_ = tx.max_session_ms();
-  if (Status s = exec_sql(db, "COMMIT"); !s) return abandon("store: commit failed: " + s.error());
+  if (Status s = exec_sql_status(db, "COMMIT"); !s) return abandon("store: commit failed: " + s.error());
   tx.committed();
   finish_all("");
 }

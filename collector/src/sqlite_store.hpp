@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "sqlite_handle.hpp"
+#include "sqlite_database.hpp"
 #include "store.hpp"
 
 namespace streamtally::collector {
@@ -41,7 +41,7 @@ class SqliteStore final : public Store {
   // A pooled read-only connection, returned to the pool when the lease ends.
   class ReadLease {
    public:
-    ReadLease(SqliteStore& store, DbHandle db) : store_(store), db_(std::move(db)) {}
+    ReadLease(SqliteStore& store, SqliteDb db) : store_(store), db_(std::move(db)) {}
     ~ReadLease() {
       if (db_) store_.release_reader(std::move(db_));
     }
@@ -51,7 +51,7 @@ class SqliteStore final : public Store {
 
    private:
     SqliteStore& store_;
-    DbHandle db_;
+    SqliteDb db_;
   };
 
  private:
@@ -70,14 +70,14 @@ class SqliteStore final : public Store {
   std::vector<std::shared_ptr<PendingBatch>> queue_;
   bool leader_active_ = false;
 
-  Result<DbHandle> acquire_reader();
-  void release_reader(DbHandle db);
+  Result<SqliteDb> acquire_reader();
+  void release_reader(SqliteDb db);
 
   std::string path_;
   std::mutex writer_mutex_;
   std::unique_ptr<SqliteWriter> writer_;
   std::mutex readers_mutex_;
-  std::vector<DbHandle> readers_;
+  std::vector<SqliteDb> readers_;
   std::atomic<int64_t> max_session_ms_{0};  // longest session seen: bounds range scans
 
   friend class ReadLease;

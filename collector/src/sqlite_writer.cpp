@@ -60,7 +60,7 @@ Status SqliteWriter::prepare() {
     }
     // Load the id cache of this family.
     Statement existing(d, std::string("SELECT id, ") + columns + " FROM " + family.dims_table);
-    if (!existing.valid()) return Error{existing.error()};
+    if (!existing.ok()) return Error{existing.error()};
     while (existing.step()) {
       std::string key;
       for (int col = 1; col <= static_cast<int>(family.dimensions.size()); ++col)
@@ -70,7 +70,7 @@ Status SqliteWriter::prepare() {
     if (existing.failed()) return Error{existing.error()};
   }
   for (Statement* s : all)
-    if (!s->valid()) return Error{s->error()};
+    if (!s->ok()) return Error{s->error()};
   return Status::Ok();
 }
 

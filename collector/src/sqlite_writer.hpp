@@ -8,13 +8,13 @@
 #include <unordered_map>
 
 #include "session_cache.hpp"
-#include "sqlite_handle.hpp"
+#include "sqlite_database.hpp"
 #include "sqlite_schema.hpp"
 
 namespace streamtally::collector {
 
 struct SqliteWriter {
-  DbHandle db;
+  SqliteDb db;
   Statement find_batch, insert_batch, find_session, insert_session, insert_new_session, update_session,
       update_session_fast, insert_update, read_chain, set_meta;
   std::array<Statement, kFamilyCount> insert_dims;

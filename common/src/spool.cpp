@@ -162,7 +162,7 @@ struct Spool::Impl {
 
   int64_t single_int(const char* sql) {
     Statement st(db.get(), sql);
-    return st.ok() && st.step() == SQLITE_ROW ? st.column_int(0) : 0;
+    return st.ok() && st.step_rc() == SQLITE_ROW ? st.int64(0) : 0;
   }
 
   uint64_t used_bytes() {
@@ -174,7 +174,7 @@ struct Spool::Impl {
   int add_to_dropped(uint64_t records, uint64_t bytes) {
     for (auto [key, value] : {std::pair{"dropped_records", records}, std::pair{"dropped_bytes", bytes}}) {
       add_dropped.bind(1, static_cast<int64_t>(value)).bind(2, key);
-      const int rc = add_dropped.step();
+      const int rc = add_dropped.step_rc();
       add_dropped.reset();
       if (rc != SQLITE_DONE) return rc;
     }
@@ -185,7 +185,7 @@ struct Spool::Impl {
   // a newer one (`allow_same`: or the same). SQLITE_DONE when done.
   int put(const SessionRecord& r, std::string_view body, int64_t writer, int64_t since, bool allow_same = false) {
     auto run = [](Statement& st) {
-      const int rc = st.step();
+      const int rc = st.step_rc();
       st.reset();
       return rc;
     };
@@ -202,8 +202,8 @@ struct Spool::Impl {
       if ((rc = run(update_session)) != SQLITE_DONE) return rc;
       if (sqlite3_changes(db.get()) == 0) return SQLITE_DONE;  // the file has a newer update
       session_row.bind_static(1, r.session_id);
-      rc = session_row.step();
-      id = rc == SQLITE_ROW ? session_row.column_int(0) : 0;
+      rc = session_row.step_rc();
+      id = rc == SQLITE_ROW ? session_row.int64(0) : 0;
       session_row.reset();
       if (rc != SQLITE_ROW) return rc;
     }
@@ -220,7 +220,7 @@ struct Spool::Impl {
     const std::size_t n = std::min(delivered_closed.size(), kSweepRows);
     for (std::size_t i = 0; i < n; ++i) {
       drop_delivered.bind(1, delivered_closed[i]);
-      const int rc = drop_delivered.step();
+      const int rc = drop_delivered.step_rc();
       drop_delivered.reset();
       if (rc != SQLITE_DONE) return rc;
     }
@@ -247,11 +247,11 @@ struct Spool::Impl {
         if (!st.ok()) return st.prepare_rc();
         uint64_t rows = 0, lost = 0, lost_bytes = 0;
         int rc;
-        while ((rc = st.step()) == SQLITE_ROW) {
+        while ((rc = st.step_rc()) == SQLITE_ROW) {
           ++rows;
-          if (st.column_int(0)) {
+          if (st.int64(0)) {
             ++lost;
-            lost_bytes += static_cast<uint64_t>(st.column_int(1));
+            lost_bytes += static_cast<uint64_t>(st.int64(1));
           }
         }
         if (rc != SQLITE_DONE) return rc;
@@ -280,7 +280,7 @@ Spool::~Spool() {
                  "(SELECT 1 FROM sessions WHERE writer_id = ?1 AND closed = 0)");
     if (st.ok()) {
       st.bind(1, writer_id_);
-      st.step();
+      st.step_rc();
     }
   }
 }
@@ -329,8 +329,8 @@ Status Spool::open_file() {
     if ((rc = exec_sql(raw, kSchema)) != SQLITE_OK) return handle_error(rc, "cannot initialize spool");
     {
       Statement version(raw, "SELECT value FROM meta WHERE key = 'schema_version'");
-      if ((rc = version.step()) != SQLITE_ROW) return handle_error(rc, "cannot read the spool's schema version");
-      const int64_t v = version.column_int(0);
+      if ((rc = version.step_rc()) != SQLITE_ROW) return handle_error(rc, "cannot read the spool's schema version");
+      const int64_t v = version.int64(0);
       version = Statement();
       if (v == 2 && (rc = exec_sql(raw, kMigrateFromV2)) != SQLITE_OK)
         return handle_error(rc, "cannot migrate the spool from schema version 2");
@@ -345,14 +345,14 @@ Status Spool::open_file() {
     const std::string generated = make_uuid_v4();
     Statement ins(raw, "INSERT OR IGNORE INTO meta(key, value) VALUES('server_id', ?1)");
     ins.bind(1, generated);
-    if ((rc = ins.step()) != SQLITE_DONE) return handle_error(rc, "cannot store server_id");
+    if ((rc = ins.step_rc()) != SQLITE_DONE) return handle_error(rc, "cannot store server_id");
     Statement sel(raw, "SELECT value FROM meta WHERE key = 'server_id'");
-    if ((rc = sel.step()) != SQLITE_ROW) return handle_error(rc, "cannot read server_id");
-    server_id_ = sel.column_text(0);
+    if ((rc = sel.step_rc()) != SQLITE_ROW) return handle_error(rc, "cannot read server_id");
+    server_id_ = sel.text(0);
     const ProcessIdentity me = ProcessIdentity::self();
     Statement writer(raw, "INSERT INTO writers(pid, start_time, host, started_ms) VALUES(?1, ?2, ?3, ?4)");
     writer.bind(1, me.pid).bind(2, static_cast<int64_t>(me.start_time)).bind(3, me.host).bind(4, now_ms());
-    if ((rc = writer.step()) != SQLITE_DONE) return handle_error(rc, "cannot register writer");
+    if ((rc = writer.step_rc()) != SQLITE_DONE) return handle_error(rc, "cannot register writer");
     writer_id_ = sqlite3_last_insert_rowid(raw);
     ins = Statement();
     sel = Statement();
@@ -509,12 +509,12 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   // Rows leased by live batches (anyone's) are skipped; a lease that expired (its uploader
   // died or gave up) frees its rows first.
   im.expire_claims.bind(1, now);
-  if (int rc = im.expire_claims.step(); rc != SQLITE_DONE) return fail(im.expire_claims, rc);
+  if (int rc = im.expire_claims.step_rc(); rc != SQLITE_DONE) return fail(im.expire_claims, rc);
   im.expire_claims.reset();
   std::vector<int64_t> leased;
   int rc;
-  while ((rc = im.leased_ids.step()) == SQLITE_ROW) {
-    const std::string_view blob = im.leased_ids.column_blob(0);
+  while ((rc = im.leased_ids.step_rc()) == SQLITE_ROW) {
+    const std::string_view blob = im.leased_ids.blob(0);
     const std::size_t first = leased.size();
     leased.resize(first + blob.size() / sizeof(int64_t));
     std::memcpy(leased.data() + first, blob.data(), (leased.size() - first) * sizeof(int64_t));
@@ -528,14 +528,14 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   Impl::InFlight flight;
   // Every leased row may come first in id order: ask for that many more.
   im.pending_rows.bind(1, static_cast<int64_t>(max_records + leased.size()));
-  while (flight.ids.size() < max_records && (rc = im.pending_rows.step()) == SQLITE_ROW) {
-    const int64_t id = im.pending_rows.column_int(0);
+  while (flight.ids.size() < max_records && (rc = im.pending_rows.step_rc()) == SQLITE_ROW) {
+    const int64_t id = im.pending_rows.int64(0);
     if (std::binary_search(leased.begin(), leased.end(), id)) continue;
     flight.ids.push_back(id);
-    flight.seqs.push_back(im.pending_rows.column_int(1));
-    flight.closed.push_back(im.pending_rows.column_int(2) != 0);
-    batch.lines.push_back(im.pending_rows.column_text(3));
-    batch.oldest_created_ms = std::min(batch.oldest_created_ms, im.pending_rows.column_int(4));
+    flight.seqs.push_back(im.pending_rows.int64(1));
+    flight.closed.push_back(im.pending_rows.int64(2) != 0);
+    batch.lines.push_back(im.pending_rows.text(3));
+    batch.oldest_created_ms = std::min(batch.oldest_created_ms, im.pending_rows.int64(4));
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(im.pending_rows, rc);
   im.pending_rows.reset();
@@ -547,7 +547,7 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
     batch.batch_id = make_uuid_v4();
     im.insert_claim.bind_static(1, batch.batch_id).bind(2, now + lease.count());
     im.insert_claim.bind_blob(3, flight.ids.data(), flight.ids.size() * sizeof(int64_t));
-    if ((rc = im.insert_claim.step()) != SQLITE_DONE) return fail(im.insert_claim, rc);
+    if ((rc = im.insert_claim.step_rc()) != SQLITE_DONE) return fail(im.insert_claim, rc);
     im.insert_claim.reset();
   }
   if ((rc = tx.commit()) != SQLITE_OK) return handle_error(rc, "cannot claim a batch");
@@ -570,7 +570,7 @@ Status Spool::finish_batch(const std::string& batch_id, bool delivered, const ch
   Impl::Transaction tx(im.db.get());
   if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), what);
   auto run = [&](Statement& st) {
-    const int rc = st.step();
+    const int rc = st.step_rc();
     st.reset();
     return rc;
   };
@@ -601,7 +601,7 @@ Result<std::size_t> Spool::sweep_delivered(std::size_t max_rows) {
   if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot sweep delivered sessions");
   Statement& st = impl_->sweep_all_delivered;
   st.bind(1, static_cast<int64_t>(max_rows));
-  const int rc = st.step();
+  const int rc = st.step_rc();
   st.reset();
   if (rc != SQLITE_DONE) return handle_error(rc, "cannot sweep delivered sessions");
   const auto swept = static_cast<std::size_t>(sqlite3_changes(impl_->db.get()));
@@ -638,7 +638,7 @@ Status Spool::dead_letter(const std::string& batch_id, const std::string& reason
     const int64_t now = now_ms();
     for (const std::string& line : lines) {
       ins.bind(1, batch_id).bind(2, reason).bind(3, http_status).bind(4, now).bind(5, line);
-      const int rc = ins.step();
+      const int rc = ins.step_rc();
       ins.reset();
       if (rc != SQLITE_DONE) return handle_error(rc, "cannot dead-letter a batch");
     }
@@ -655,9 +655,9 @@ Result<std::vector<DeadLetter>> Spool::dead_letters() {
                "SELECT id, batch_id, reason, http_status, created_ms, body FROM dead_letters ORDER BY id");
   std::vector<DeadLetter> out;
   int rc;
-  while ((rc = st.step()) == SQLITE_ROW)
-    out.push_back(DeadLetter{st.column_int(0), st.column_text(1), st.column_text(2),
-                             static_cast<int>(st.column_int(3)), st.column_int(4), st.column_text(5)});
+  while ((rc = st.step_rc()) == SQLITE_ROW)
+    out.push_back(DeadLetter{st.int64(0), st.text(1), st.text(2),
+                             static_cast<int>(st.int64(3)), st.int64(4), st.text(5)});
   if (rc != SQLITE_DONE) return handle_error(rc, "cannot list dead letters");
   return out;
 }
@@ -670,7 +670,7 @@ Result<std::size_t> Spool::requeue_dead_letters() {
   std::vector<std::pair<int64_t, std::string>> letters;
   {
     Statement st(impl_->db.get(), "SELECT id, body FROM dead_letters ORDER BY id");
-    while (st.step() == SQLITE_ROW) letters.emplace_back(st.column_int(0), st.column_text(1));
+    while (st.step_rc() == SQLITE_ROW) letters.emplace_back(st.int64(0), st.text(1));
   }
   // Pending again, unless the session has a newer update (which will be sent anyway).
   Statement del(impl_->db.get(), "DELETE FROM dead_letters WHERE id = ?1");
@@ -683,7 +683,7 @@ Result<std::size_t> Spool::requeue_dead_letters() {
     }
     // An undecodable letter goes back as it is: the collector will refuse it again.
     del.bind(1, id);
-    const int rc = del.step();
+    const int rc = del.step_rc();
     del.reset();
     if (rc != SQLITE_DONE) return handle_error(rc, "cannot requeue dead letters");
     ++requeued;
@@ -696,7 +696,7 @@ Result<std::size_t> Spool::purge_dead_letters() {
   std::lock_guard lock(mutex_);
   if (Status s = ensure_open(); !s) return Error{s.error()};
   Statement del(impl_->db.get(), "DELETE FROM dead_letters");
-  if (int rc = del.step(); rc != SQLITE_DONE) return handle_error(rc, "cannot purge dead letters");
+  if (int rc = del.step_rc(); rc != SQLITE_DONE) return handle_error(rc, "cannot purge dead letters");
   return static_cast<std::size_t>(sqlite3_changes(impl_->db.get()));
 }
 
@@ -706,7 +706,7 @@ Result<std::vector<std::string>> Spool::pending_lines() {
   Statement st(impl_->db.get(), "SELECT s.body FROM pending p JOIN sessions s ON s.id = p.id ORDER BY p.id");
   std::vector<std::string> out;
   int rc;
-  while ((rc = st.step()) == SQLITE_ROW) out.push_back(st.column_text(0));
+  while ((rc = st.step_rc()) == SQLITE_ROW) out.push_back(st.text(0));
   if (rc != SQLITE_DONE) return handle_error(rc, "cannot read pending records");
   return out;
 }
@@ -722,10 +722,10 @@ Result<std::size_t> Spool::recover_dead_writers() {
     Statement st(impl_->db.get(), "SELECT id, pid, start_time, host FROM writers WHERE id != ?1");
     st.bind(1, writer_id_);
     int rc;
-    while ((rc = st.step()) == SQLITE_ROW) {
-      ProcessIdentity who{static_cast<pid_t>(st.column_int(1)), static_cast<uint64_t>(st.column_int(2)),
-                          st.column_text(3)};
-      if (!who.alive()) dead.push_back(st.column_int(0));
+    while ((rc = st.step_rc()) == SQLITE_ROW) {
+      ProcessIdentity who{static_cast<pid_t>(st.int64(1)), static_cast<uint64_t>(st.int64(2)),
+                          st.text(3)};
+      if (!who.alive()) dead.push_back(st.int64(0));
     }
     if (rc != SQLITE_DONE) return handle_error(rc, "cannot recover sessions");
   }
@@ -733,8 +733,8 @@ Result<std::size_t> Spool::recover_dead_writers() {
   for (int64_t writer : dead) {
     Statement st(impl_->db.get(), "SELECT body FROM sessions WHERE writer_id = ?1 AND closed = 0");
     st.bind(1, writer);
-    while (st.step() == SQLITE_ROW) {
-      auto last = decode_record(st.column_text(0));
+    while (st.step_rc() == SQLITE_ROW) {
+      auto last = decode_record(st.text(0));
       if (!last) continue;  // unreadable row: nothing to recover from
       SessionRecord r = std::move(last).value();
       // Closed from its last saved update: the bytes and time we know for sure.
@@ -752,7 +752,7 @@ Result<std::size_t> Spool::recover_dead_writers() {
   for (int64_t writer : dead) {
     Statement st(impl_->db.get(), "DELETE FROM writers WHERE id = ?1");
     st.bind(1, writer);
-    if (int rc = st.step(); rc != SQLITE_DONE) return handle_error(rc, "cannot recover sessions");
+    if (int rc = st.step_rc(); rc != SQLITE_DONE) return handle_error(rc, "cannot recover sessions");
   }
   if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, "cannot recover sessions");
   if (!closes.empty())
@@ -773,14 +773,14 @@ Result<SpoolStats> Spool::stats() {
                "(SELECT min(since) FROM pending), "
                "(SELECT count(*) FROM sessions WHERE closed = 0)");
   st.bind(1, now_ms());
-  if (int rc = st.step(); rc != SQLITE_ROW) return handle_error(rc, "cannot read spool stats");
-  s.pending = static_cast<uint64_t>(st.column_int(0));
-  s.claimed = static_cast<uint64_t>(st.column_int(1));
-  s.dead_letters = static_cast<uint64_t>(st.column_int(2));
-  s.dropped_records = static_cast<uint64_t>(st.column_int(3));
-  s.dropped_bytes = static_cast<uint64_t>(st.column_int(4));
-  if (!st.column_is_null(5)) s.oldest_pending_ms = st.column_int(5);
-  s.open_sessions = static_cast<uint64_t>(st.column_int(6));
+  if (int rc = st.step_rc(); rc != SQLITE_ROW) return handle_error(rc, "cannot read spool stats");
+  s.pending = static_cast<uint64_t>(st.int64(0));
+  s.claimed = static_cast<uint64_t>(st.int64(1));
+  s.dead_letters = static_cast<uint64_t>(st.int64(2));
+  s.dropped_records = static_cast<uint64_t>(st.int64(3));
+  s.dropped_bytes = static_cast<uint64_t>(st.int64(4));
+  if (!st.is_null(5)) s.oldest_pending_ms = st.int64(5);
+  s.open_sessions = static_cast<uint64_t>(st.int64(6));
   s.bytes = impl_->used_bytes();
   return s;
 }

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "report_api.hpp"
-#include "sqlite_handle.hpp"
+#include "sqlite_database.hpp"
 #include "sqlite_store.hpp"
 #include "test_support.hpp"
 
@@ -160,7 +160,7 @@ TEST(CommitGroup, AFailingBatchLeavesNoTraceAndTheOthersCommit) {
   auto store = open_store_at(path);
   {
     auto db = open_database(path, false);
-    ASSERT_TRUE(exec_sql(db->get(), "CREATE TRIGGER poison BEFORE INSERT ON updates WHEN NEW.bytes_out = 666666666 "
+    ASSERT_TRUE(exec_sql_status(db->get(), "CREATE TRIGGER poison BEFORE INSERT ON updates WHEN NEW.bytes_out = 666666666 "
                                     "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
                     .ok());
   }
