@@ -43,9 +43,10 @@ std::optional<BatchError> decode_batch(std::string_view content_encoding, std::s
   std::string inflated;
   std::string_view text = body;
   if (encoding == "gzip" || encoding == "x-gzip") {
-    auto result = gzip_decompress(body, limits.max_decompressed_bytes);
+    GzipFailure why = GzipFailure::Corrupt;
+    auto result = gzip_decompress(body, limits.max_decompressed_bytes, &why);
     if (!result) {
-      const bool too_large = result.error().find("limit") != std::string::npos;
+      const bool too_large = why == GzipFailure::TooLarge;
       return BatchError{too_large ? 413 : 415,
                         too_large ? "decompressed body exceeds " + std::to_string(limits.max_decompressed_bytes) +
                                         " bytes"

@@ -45,8 +45,9 @@ std::string gzip_compress(std::string_view data, int level) {
 namespace {
 
 // zlib's streaming inflate: the reference for errors (it tells truncated input from corrupt).
-Result<std::string> zlib_decompress(std::string_view data, std::size_t max_output) {
+Result<std::string> zlib_decompress(std::string_view data, std::size_t max_output, GzipFailure& why) {
   InflateStream s;
+  why = GzipFailure::Corrupt;
   if (!s.ok) return Error{"zlib could not start"};
   std::string out;
   char chunk[64 * 1024];
@@ -57,7 +58,10 @@ Result<std::string> zlib_decompress(std::string_view data, std::size_t max_outpu
     s.z.avail_out = sizeof chunk;
     const int rc = inflate(&s.z, Z_NO_FLUSH);
     const std::size_t produced = sizeof chunk - s.z.avail_out;
-    if (out.size() + produced > max_output) return Error{"decompressed body exceeds the limit"};
+    if (out.size() + produced > max_output) {
+      why = GzipFailure::TooLarge;
+      return Error{"decompressed body exceeds the limit"};
+    }
     out.append(chunk, produced);
     if (rc == Z_STREAM_END) {
       // Concatenated gzip members are valid gzip: keep going if input remains.
@@ -65,7 +69,10 @@ Result<std::string> zlib_decompress(std::string_view data, std::size_t max_outpu
       if (inflateReset(&s.z) != Z_OK) return Error{"corrupt gzip data"};
       continue;
     }
-    if (rc == Z_BUF_ERROR && s.z.avail_in == 0) return Error{"truncated gzip data"};
+    if (rc == Z_BUF_ERROR && s.z.avail_in == 0) {
+      why = GzipFailure::Truncated;
+      return Error{"truncated gzip data"};
+    }
     if (rc != Z_OK) return Error{"corrupt gzip data"};
   }
 }
@@ -76,12 +83,14 @@ Result<std::string> zlib_decompress(std::string_view data, std::size_t max_outpu
 // member's trailer says its size (usually the body is one member), and a buffer that is too
 // small doubles, never beyond max_output — a gzip bomb costs at most twice the limit. Bad
 // input goes to zlib, whose messages say what is wrong.
-Result<std::string> gzip_decompress(std::string_view data, std::size_t max_output) {
+Result<std::string> gzip_decompress(std::string_view data, std::size_t max_output, GzipFailure* why) {
+  GzipFailure ignored;
+  GzipFailure& failure = why ? *why : ignored;
   struct Free {
     void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
   };
   thread_local std::unique_ptr<libdeflate_decompressor, Free> decompressor(libdeflate_alloc_decompressor());
-  if (!decompressor) return zlib_decompress(data, max_output);
+  if (!decompressor) return zlib_decompress(data, max_output, failure);
   std::string out;
   std::size_t pos = 0;
   do {
@@ -105,8 +114,11 @@ Result<std::string> gzip_decompress(std::string_view data, std::size_t max_outpu
         break;
       }
       out.resize(base);
-      if (r != LIBDEFLATE_INSUFFICIENT_SPACE) return zlib_decompress(data, max_output);
-      if (base + room >= max_output) return Error{"decompressed body exceeds the limit"};
+      if (r != LIBDEFLATE_INSUFFICIENT_SPACE) return zlib_decompress(data, max_output, failure);
+      if (base + room >= max_output) {
+        failure = GzipFailure::TooLarge;
+        return Error{"decompressed body exceeds the limit"};
+      }
       room *= 2;
     }
   } while (pos < data.size());

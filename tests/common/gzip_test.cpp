@@ -17,18 +17,23 @@ TEST(Gzip, RoundTrip) {
 
 TEST(Gzip, RefusesOutputBeyondTheLimit) {
   const std::string bomb = gzip_compress(std::string(50 << 20, '0'));  // ~50 KB packed
-  auto r = gzip_decompress(bomb, 1 << 20);
+  GzipFailure why = GzipFailure::Corrupt;
+  auto r = gzip_decompress(bomb, 1 << 20, &why);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().find("exceeds"), std::string::npos);
+  EXPECT_EQ(why, GzipFailure::TooLarge);
 }
 
 TEST(Gzip, DetectsTruncatedAndCorruptInput) {
   const std::string packed = gzip_compress(std::string(100000, 'x') + "tail");
-  auto truncated = gzip_decompress(packed.substr(0, packed.size() / 2), 1 << 20);
+  GzipFailure why = GzipFailure::Corrupt;
+  auto truncated = gzip_decompress(packed.substr(0, packed.size() / 2), 1 << 20, &why);
   ASSERT_FALSE(truncated.ok());
   EXPECT_NE(truncated.error().find("truncated"), std::string::npos);
-  auto garbage = gzip_decompress("this is not gzip at all", 1 << 20);
+  EXPECT_EQ(why, GzipFailure::Truncated);
+  auto garbage = gzip_decompress("this is not gzip at all", 1 << 20, &why);
   EXPECT_FALSE(garbage.ok());
+  EXPECT_EQ(why, GzipFailure::Corrupt);
 }
 
 TEST(Gzip, ConcatenatedMembersAreOneBody) {
