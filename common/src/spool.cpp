@@ -54,20 +54,13 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 3), ('dropped_r
 )sql";
 
 // Schema version 2 kept the send state (sent_seq, pending_since, claim columns) in the
-// session rows themselves. Its pending rows move to the queue; the rest is copied as is.
-constexpr const char* kMigrateFromV2 = R"sql(
-CREATE TABLE sessions_v3(
-  id INTEGER PRIMARY KEY,
-  session_id TEXT NOT NULL UNIQUE,
-  seq INTEGER NOT NULL,
-  closed INTEGER NOT NULL,
-  writer_id INTEGER NOT NULL,
-  body TEXT NOT NULL);
-INSERT INTO sessions_v3 SELECT id, session_id, seq, closed, writer_id, body FROM sessions;
-CREATE TABLE IF NOT EXISTS pending(id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, since INTEGER NOT NULL);
-INSERT INTO pending SELECT id, seq, pending_since FROM sessions WHERE seq > sent_seq;
-DROP TABLE sessions;
-ALTER TABLE sessions_v3 RENAME TO sessions;
+// session rows themselves. Its table is set aside, kSchema creates the new one, the rows are
+// copied and the pending ones queued (kMigrateFromV2Rows).
+constexpr const char* kMigrateFromV2SetAside = "ALTER TABLE sessions RENAME TO sessions_v2;";
+constexpr const char* kMigrateFromV2Rows = R"sql(
+INSERT INTO sessions SELECT id, session_id, seq, closed, writer_id, body FROM sessions_v2;
+INSERT INTO pending SELECT id, seq, pending_since FROM sessions_v2 WHERE seq > sent_seq;
+DROP TABLE sessions_v2;
 UPDATE meta SET value = 3 WHERE key = 'schema_version';
 )sql";
 
@@ -332,8 +325,11 @@ Status Spool::open_file() {
       if ((rc = version.step_rc()) != SQLITE_ROW) return handle_error(rc, "cannot read the spool's schema version");
       const int64_t v = version.int64(0);
       version = Statement();
-      if (v == 2 && (rc = exec_sql(raw, kMigrateFromV2)) != SQLITE_OK)
-        return handle_error(rc, "cannot migrate the spool from schema version 2");
+      if (v == 2) {
+        for (const char* step : {kMigrateFromV2SetAside, kSchema, kMigrateFromV2Rows})
+          if ((rc = exec_sql(raw, step)) != SQLITE_OK)
+            return handle_error(rc, "cannot migrate the spool from schema version 2");
+      }
       if (v > 3) return Error{"spool " + options_.path + " has schema version " + std::to_string(v) +
                               ", newer than this build understands (3)"};
     }
