@@ -1,16 +1,13 @@
 #include "session_dataset.hpp"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <array>
-#include <cstring>
-#include <fstream>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "geoip_oracle.hpp"
 
 namespace streamtally::test {
 namespace {
@@ -57,7 +54,6 @@ std::string referer_domain_of(const std::string& r) {
   return host;
 }
 
-std::string scan_geo_files(const std::string& ip);
 
 }  // namespace
 
@@ -163,46 +159,9 @@ std::vector<RawSession> generate_sessions(uint32_t seed, int count, int64_t t0, 
 std::string country_by_linear_scan(const std::string& ip) {
   static std::map<std::string, std::string> known;  // the files are large: scan once per address
   if (auto it = known.find(ip); it != known.end()) return it->second;
-  return known[ip] = scan_geo_files(ip);
+  static const GeoipOracle oracle = GeoipOracle::load();
+  return known[ip] = oracle.country(ip);
 }
-
-namespace {
-std::string scan_geo_files(const std::string& ip) {
-  in_addr v4{};
-  in6_addr v6{};
-  if (inet_pton(AF_INET, ip.c_str(), &v4) == 1) {
-    const uint32_t value = ntohl(v4.s_addr);
-    std::ifstream in("/usr/share/tor/geoip");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      std::string lo, hi, cc;
-      std::getline(fields, lo, ',');
-      std::getline(fields, hi, ',');
-      std::getline(fields, cc);
-      if (std::stoull(lo) <= value && value <= std::stoull(hi)) return cc == "??" ? "unknown" : cc;
-    }
-    return "unknown";
-  }
-  if (inet_pton(AF_INET6, ip.c_str(), &v6) == 1) {
-    std::ifstream in("/usr/share/tor/geoip6");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      std::string lo, hi, cc;
-      std::getline(fields, lo, ',');
-      std::getline(fields, hi, ',');
-      std::getline(fields, cc);
-      in6_addr a{}, b{};
-      if (inet_pton(AF_INET6, lo.c_str(), &a) != 1 || inet_pton(AF_INET6, hi.c_str(), &b) != 1) continue;
-      if (std::memcmp(&a, &v6, 16) <= 0 && std::memcmp(&v6, &b, 16) <= 0) return cc == "??" ? "unknown" : cc;
-    }
-  }
-  return "unknown";
-}
-}  // namespace
 
 // ---- Oracle -------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-// Country lookups against an independent oracle: the test reads Debian's tor-geoipdb files
-// itself (getline, stoul, inet_pton) and answers each address by a linear scan over every
+// Country lookups against an independent oracle (tests/support/geoip_oracle.hpp): it reads
+// Debian's tor-geoipdb files itself and answers each address by a linear scan over every
 // range — no sorting, no binary search, nothing shared with the code under test.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -11,24 +11,20 @@
 #include <random>
 #include <sstream>
 
+#include "geoip_oracle.hpp"
 #include "geoip_ranges.hpp"
 #include "streamtally/collector/enrichment.hpp"
 
 namespace streamtally::collector {
 namespace {
 
-const std::string kGeoip4 = "/usr/share/tor/geoip";
-const std::string kGeoip6 = "/usr/share/tor/geoip6";
-
-using U128 = unsigned __int128;
-
-U128 v6_number(const std::string& text) {
-  in6_addr a{};
-  if (inet_pton(AF_INET6, text.c_str(), &a) != 1) throw std::runtime_error("bad IPv6 " + text);
-  U128 n = 0;
-  for (int i = 0; i < 16; ++i) n = n * 256 + a.s6_addr[i];
-  return n;
-}
+using test::GeoipOracle;
+using test::OracleRange;
+using test::U128;
+using test::v6_number;
+using Oracle = GeoipOracle;
+const std::string& kGeoip4 = test::kTorGeoip4;
+const std::string& kGeoip6 = test::kTorGeoip6;
 
 std::string v6_text(U128 n) {
   in6_addr a{};
@@ -42,47 +38,6 @@ std::string v4_text(std::uint32_t n) {
   return std::to_string(n >> 24) + "." + std::to_string((n >> 16) & 255) + "." + std::to_string((n >> 8) & 255) + "." +
          std::to_string(n & 255);
 }
-
-// The documented normalisation (docs/enrichment.md), written out again here.
-std::string oracle_code(const std::string& cc) {
-  if (cc == "??" || cc == "EU" || cc == "AP" || cc == "A1" || cc == "A2" || cc == "O1") return "unknown";
-  if (cc == "UK") return "GB";
-  return cc;
-}
-
-struct OracleRange {
-  U128 first, last;
-  std::string country;
-};
-
-struct Oracle {
-  std::vector<OracleRange> v4, v6;
-
-  static void read(const std::string& path, bool ipv6, std::vector<OracleRange>& into) {
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::stringstream fields(line);
-      std::string a, b, cc;
-      std::getline(fields, a, ',');
-      std::getline(fields, b, ',');
-      std::getline(fields, cc);
-      if (ipv6) {
-        into.push_back({v6_number(a), v6_number(b), oracle_code(cc)});
-      } else {
-        into.push_back({std::stoul(a), std::stoul(b), oracle_code(cc)});
-      }
-    }
-  }
-
-  static std::string scan(const std::vector<OracleRange>& ranges, U128 ip) {
-    for (const OracleRange& r : ranges) {
-      if (r.first <= ip && ip <= r.last) return r.country;
-    }
-    return "unknown";
-  }
-};
 
 // Non-public blocks, as CIDR text (the code under test holds them as numbers).
 const char* kNonPublic4[] = {"0.0.0.0/8",      "10.0.0.0/8",     "100.64.0.0/10",   "127.0.0.0/8",
@@ -108,9 +63,7 @@ class GeoipTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ASSERT_TRUE(std::filesystem::exists(kGeoip4) && std::filesystem::exists(kGeoip6)) << "install tor-geoipdb";
-    oracle_ = new Oracle();
-    Oracle::read(kGeoip4, false, oracle_->v4);
-    Oracle::read(kGeoip6, true, oracle_->v6);
+    oracle_ = new Oracle(Oracle::load());
     auto enricher = Enricher::open("", "");
     ASSERT_TRUE(enricher.ok()) << enricher.error();
     enricher_ = std::move(enricher).value().release();
