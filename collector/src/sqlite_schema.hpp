@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <iterator>
+#include <string>
 
 namespace streamtally::collector {
 
@@ -44,37 +45,7 @@ CREATE TABLE IF NOT EXISTS updates(
   bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
   PRIMARY KEY(session, seq)) WITHOUT ROWID;
 
--- Additive counters per bucket (minute, hour, day) and dimension combination of a family.
-CREATE TABLE IF NOT EXISTS rollup_a_m(
-  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
-  starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
-  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
-  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_a_h(
-  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
-  starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
-  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
-  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_a_d(
-  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
-  starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
-  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
-  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_b_m(
-  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
-  starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
-  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
-  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_b_h(
-  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
-  starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
-  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
-  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_b_d(
-  bucket INTEGER NOT NULL, dims INTEGER NOT NULL,
-  starts INTEGER NOT NULL, views INTEGER NOT NULL, ends INTEGER NOT NULL,
-  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, viewtime_ms INTEGER NOT NULL,
-  PRIMARY KEY(bucket, dims)) WITHOUT ROWID;
+-- The rollup tables (rollup_<family>_<level>) are made by sqlite_schema() below.
 
 CREATE TABLE IF NOT EXISTS batches(
   idempotency_key TEXT PRIMARY KEY, accepted INTEGER NOT NULL, duplicates INTEGER NOT NULL,
@@ -98,5 +69,18 @@ inline constexpr RollupFamily kRollupFamilies[] = {
     {"dims_b", {"type", "country", "device_type", "os", "browser"}, {"rollup_b_m", "rollup_b_h", "rollup_b_d"}},
 };
 inline constexpr std::size_t kFamilyCount = std::size(kRollupFamilies);
+
+// The whole schema: kSqliteSchema and one table of additive counters per rollup family and
+// level (minute, hour, day), keyed by bucket and the family's dimension combination.
+inline std::string sqlite_schema() {
+  std::string sql = kSqliteSchema;
+  for (const RollupFamily& family : kRollupFamilies)
+    for (const char* table : family.tables)
+      sql += std::string("CREATE TABLE IF NOT EXISTS ") + table +
+             "(bucket INTEGER NOT NULL, dims INTEGER NOT NULL, starts INTEGER NOT NULL, views INTEGER NOT NULL, "
+             "ends INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, "
+             "viewtime_ms INTEGER NOT NULL, PRIMARY KEY(bucket, dims)) WITHOUT ROWID;\n";
+  return sql;
+}
 
 }  // namespace streamtally::collector

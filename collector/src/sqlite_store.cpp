@@ -25,7 +25,7 @@ Status SqliteStore::init_writer() {
   // The writer's WAL appends go out in one write per commit (wal_write_buffer.hpp).
   auto db = open_database(path_, false, wal_write_buffer_vfs());
   if (!db) return Error{db.error()};
-  if (Status s = exec_sql_status(db->get(), kSqliteSchema); !s) return Error{path_ + ": " + s.error()};
+  if (Status s = exec_sql_status(db->get(), sqlite_schema().c_str()); !s) return Error{path_ + ": " + s.error()};
   // A commit rewrites the pages of every open session; checkpointing every 10000
   // frames (~40 MiB of WAL) instead of SQLite's 1000 copies each hot page into the
   // database once per many commits instead of once per one or two.
