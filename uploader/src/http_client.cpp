@@ -120,12 +120,6 @@ void HttpClient::abort_at(std::chrono::steady_clock::time_point when) {
   abort_at_ns_.store(when.time_since_epoch().count(), std::memory_order_relaxed);
 }
 
-HttpResponse HttpClient::post(const std::string& url, const std::vector<std::string>& headers, std::string body,
-                              std::chrono::milliseconds request_timeout) {
-  begin_post(url, headers, std::move(body), request_timeout);
-  return finish_post();
-}
-
 void HttpClient::begin_post(const std::string& url, const std::vector<std::string>& headers, std::string body,
                             std::chrono::milliseconds request_timeout) {
   Handle& h = *handle_;

@@ -2,7 +2,7 @@
 // uploader thread's lifetime, so consecutive POSTs reuse the TCP/TLS connection
 // (keep-alive) and a POST can be in flight while the thread does other work.
 //
-// What it promises: post() and finish_post() never throw and never block longer than
+// What it promises: begin_post() and finish_post() never throw and never block longer than
 // the request timeout (or until abort_at() fires). Certificate verification stays on unless
 // the caller passes no https URL; a CA file may replace the system bundle. Proxy
 // environment variables (http_proxy, https_proxy, no_proxy) are honoured by libcurl.
@@ -42,15 +42,11 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // POSTs body with the given extra header lines ("Name: value").
-  // request_timeout overrides the default for this request when > 0.
-  HttpResponse post(const std::string& url, const std::vector<std::string>& headers, std::string body,
-                    std::chrono::milliseconds request_timeout = std::chrono::milliseconds::zero());
-
-  // The same in two steps, so the caller can work while the request is in flight (the
-  // uploader claims and compresses its next batch): begin_post() sends what the socket
-  // takes without waiting, finish_post() waits for the answer. One request at a time;
-  // every begin_post() must be followed by finish_post().
+  // POSTs body with the given extra header lines ("Name: value"), in two steps so the
+  // caller can work while the request is on the way (the uploader claims and compresses
+  // its next batch): begin_post() sends what the socket takes without waiting,
+  // finish_post() waits for the answer. request_timeout overrides the default for this
+  // request when > 0. One request at a time; every begin_post() is followed by finish_post().
   void begin_post(const std::string& url, const std::vector<std::string>& headers, std::string body,
                   std::chrono::milliseconds request_timeout = std::chrono::milliseconds::zero());
   HttpResponse finish_post();

@@ -414,12 +414,12 @@ void Uploader::Impl::run() {
     if (end == CycleEnd::Stopped) break;
     if (end == CycleEnd::Failed) continue;  // the backoff wait comes first
     if (end == CycleEnd::Empty) {
-      std::lock_guard lock(mutex);
-      drain_completed = std::max(drain_completed, drain_seen_by_claim);
-      drained.notify_all();
-      if (stop_requested) break;
-    }
-    if (end == CycleEnd::Empty) {
+      {
+        std::lock_guard lock(mutex);
+        drain_completed = std::max(drain_completed, drain_seen_by_claim);
+        drained.notify_all();
+        if (stop_requested) break;
+      }
       sweep_delivered();
       // Nothing claimable now (others may hold leases; other processes may append
       // without nudging us): look again after a while.
