@@ -167,8 +167,7 @@ struct Spool::Impl {
   int add_to_dropped(uint64_t records, uint64_t bytes) {
     for (auto [key, value] : {std::pair{"dropped_records", records}, std::pair{"dropped_bytes", bytes}}) {
       add_dropped.bind(1, static_cast<int64_t>(value)).bind(2, key);
-      const int rc = add_dropped.step_rc();
-      add_dropped.reset();
+      const int rc = add_dropped.step_and_reset();
       if (rc != SQLITE_DONE) return rc;
     }
     return SQLITE_OK;
@@ -177,14 +176,9 @@ struct Spool::Impl {
   // Stores an update of a session and queues it for sending, unless the file already has
   // a newer one (`allow_same`: or the same). SQLITE_DONE when done.
   int put(const SessionRecord& r, std::string_view body, int64_t writer, int64_t since, bool allow_same = false) {
-    auto run = [](Statement& st) {
-      const int rc = st.step_rc();
-      st.reset();
-      return rc;
-    };
     const int closed = r.state == SessionState::Closed ? 1 : 0;
     insert_session.bind_static(1, r.session_id).bind(2, r.seq).bind(3, closed).bind(4, writer).bind_static(5, body);
-    int rc = run(insert_session);
+    int rc = insert_session.step_and_reset();
     if (rc != SQLITE_DONE) return rc;
     int64_t id = 0;
     if (sqlite3_changes(db.get()) == 1) {
@@ -192,7 +186,7 @@ struct Spool::Impl {
     } else {
       update_session.bind_static(1, r.session_id).bind(2, r.seq).bind(3, closed).bind(4, writer);
       update_session.bind_static(5, body).bind(6, allow_same ? 1 : 0);
-      if ((rc = run(update_session)) != SQLITE_DONE) return rc;
+      if ((rc = update_session.step_and_reset()) != SQLITE_DONE) return rc;
       if (sqlite3_changes(db.get()) == 0) return SQLITE_DONE;  // the file has a newer update
       session_row.bind_static(1, r.session_id);
       rc = session_row.step_rc();
@@ -201,7 +195,7 @@ struct Spool::Impl {
       if (rc != SQLITE_ROW) return rc;
     }
     enqueue.bind(1, id).bind(2, r.seq).bind(3, since);
-    return run(enqueue);
+    return enqueue.step_and_reset();
   }
 
   // Deletes up to kSweepRows of the closed sessions this process saw delivered, oldest
@@ -213,8 +207,7 @@ struct Spool::Impl {
     const std::size_t n = std::min(delivered_closed.size(), kSweepRows);
     for (std::size_t i = 0; i < n; ++i) {
       drop_delivered.bind(1, delivered_closed[i]);
-      const int rc = drop_delivered.step_rc();
-      drop_delivered.reset();
+      const int rc = drop_delivered.step_and_reset();
       if (rc != SQLITE_DONE) return rc;
     }
     delivered_closed.erase(delivered_closed.begin(), delivered_closed.begin() + static_cast<std::ptrdiff_t>(n));
@@ -565,20 +558,15 @@ Status Spool::finish_batch(const std::string& batch_id, bool delivered, const ch
   const Impl::InFlight& flight = it->second;
   Impl::Transaction tx(im.db.get());
   if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), what);
-  auto run = [&](Statement& st) {
-    const int rc = st.step_rc();
-    st.reset();
-    return rc;
-  };
   for (std::size_t i = 0; delivered && i < flight.ids.size(); ++i) {
     im.dequeue.bind(1, flight.ids[i]).bind(2, flight.seqs[i]);
-    if (int rc = run(im.dequeue); rc != SQLITE_DONE) return handle_error(rc, what);
+    if (int rc = im.dequeue.step_and_reset(); rc != SQLITE_DONE) return handle_error(rc, what);
     if (flight.closed[i]) im.delivered_closed.push_back(flight.ids[i]);
   }
   im.delete_claim.bind_static(1, batch_id);
-  if (int rc = run(im.delete_claim); rc != SQLITE_DONE) return handle_error(rc, what);
+  if (int rc = im.delete_claim.step_and_reset(); rc != SQLITE_DONE) return handle_error(rc, what);
   // The list is only a hint: a sweep deletes no row that is queued, whatever happened to
-  // this transaction, and a claim that finds the queue empty sweeps them all.
+  // this transaction, and sweep_delivered() (once the spool is drained) takes them all.
   const std::size_t unswept = im.delivered_closed.size();
   if ((unswept >= kSweepRows && im.last_claim == Impl::LastClaim::Short) || unswept >= kMaxUnswept)
     if (int rc = im.sweep_delivered(); rc != SQLITE_DONE) return handle_error(rc, what);
@@ -597,8 +585,7 @@ Result<std::size_t> Spool::sweep_delivered(std::size_t max_rows) {
   if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot sweep delivered sessions");
   Statement& st = impl_->sweep_all_delivered;
   st.bind(1, static_cast<int64_t>(max_rows));
-  const int rc = st.step_rc();
-  st.reset();
+  const int rc = st.step_and_reset();
   if (rc != SQLITE_DONE) return handle_error(rc, "cannot sweep delivered sessions");
   const auto swept = static_cast<std::size_t>(sqlite3_changes(impl_->db.get()));
   if (int crc = tx.commit(); crc != SQLITE_OK) return handle_error(crc, "cannot sweep delivered sessions");
@@ -634,8 +621,7 @@ Status Spool::dead_letter(const std::string& batch_id, const std::string& reason
     const int64_t now = now_ms();
     for (const std::string& line : lines) {
       ins.bind(1, batch_id).bind(2, reason).bind(3, http_status).bind(4, now).bind(5, line);
-      const int rc = ins.step_rc();
-      ins.reset();
+      const int rc = ins.step_and_reset();
       if (rc != SQLITE_DONE) return handle_error(rc, "cannot dead-letter a batch");
     }
     if (int rc = tx.commit(); rc != SQLITE_OK) return handle_error(rc, "cannot dead-letter a batch");
@@ -679,8 +665,7 @@ Result<std::size_t> Spool::requeue_dead_letters() {
     }
     // An undecodable letter goes back as it is: the collector will refuse it again.
     del.bind(1, id);
-    const int rc = del.step_rc();
-    del.reset();
+    const int rc = del.step_and_reset();
     if (rc != SQLITE_DONE) return handle_error(rc, "cannot requeue dead letters");
     ++requeued;
   }

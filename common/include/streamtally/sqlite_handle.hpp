@@ -69,6 +69,12 @@ class Statement {
   bool step() { return step_rc() == SQLITE_ROW; }
   Status run();  // steps to completion
   void reset();
+  // One step of a statement without rows, then reset() for the next run: the result code.
+  int step_and_reset() {
+    const int rc = step_rc();
+    reset();
+    return rc;
+  }
 
   int columns() const { return sqlite3_column_count(stmt_); }
   int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
