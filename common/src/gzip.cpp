@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 
 namespace streamtally {
@@ -97,8 +96,10 @@ Result<std::string> gzip_decompress(std::string_view data, std::size_t max_outpu
     const std::string_view member = data.substr(pos);
     std::size_t room = 64 * 1024;
     if (member.size() >= 18) {
-      uint32_t trailer_size = 0;
-      std::memcpy(&trailer_size, data.data() + data.size() - 4, 4);  // little-endian by RFC 1952
+      // ISIZE, little-endian by RFC 1952. Only a hint: a trailer that lies costs a retry, and
+      // it may not ask for more than 64 times the compressed size at first.
+      const auto* tail = reinterpret_cast<const unsigned char*>(data.data() + data.size() - 4);
+      const uint32_t trailer_size = tail[0] | tail[1] << 8 | tail[2] << 16 | uint32_t(tail[3]) << 24;
       room = std::max<std::size_t>(room, std::min<std::size_t>(trailer_size, member.size() * 64));
     }
     for (;;) {
