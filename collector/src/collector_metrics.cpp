@@ -72,7 +72,7 @@ std::string CollectorMetrics::render(const StoreStats& store, bool store_ok) con
   for (const auto& [status, n] : rejects_)
     out += "streamtally_collector_ingest_rejected_batches_total{status=\"" + std::to_string(status) + "\"} " +
            std::to_string(n) + "\n";
-  family("streamtally_collector_ingest_commit_seconds", "histogram", "Store transaction time per batch.");
+  family("streamtally_collector_ingest_commit_seconds", "histogram", "Time per batch in the store: acknowledged (durable) when it ends.");
   histogram("streamtally_collector_ingest_commit_seconds", "", ingest_seconds_);
   family("streamtally_collector_http_requests_total", "counter", "HTTP requests by endpoint and status.");
   for (const auto& [key, n] : requests_)
@@ -85,6 +85,9 @@ std::string CollectorMetrics::render(const StoreStats& store, bool store_ok) con
   out += std::string("streamtally_collector_store_up ") + (store_ok ? "1" : "0") + "\n";
   family("streamtally_collector_store_sessions", "gauge", "Sessions stored.");
   out += "streamtally_collector_store_sessions " + std::to_string(store.sessions) + "\n";
+  family("streamtally_collector_store_inbox_records", "gauge",
+         "Records acknowledged but not yet applied to the tables reports read (SQLite store).");
+  out += "streamtally_collector_store_inbox_records " + std::to_string(store.inbox_records) + "\n";
   family("streamtally_collector_store_size_bytes", "gauge", "Database files on disk.");
   out += "streamtally_collector_store_size_bytes " + std::to_string(store.size_bytes) + "\n";
   return out;

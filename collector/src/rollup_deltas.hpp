@@ -1,6 +1,6 @@
-// Rollup deltas of a commit group, summed in memory so a transaction writes each
+// Rollup deltas of an apply transaction, summed in memory so it writes each
 // touched (family, level, bucket, dims) cell once. Minutes are summed first (hash
-// map, the hot path); hours and days are derived from them when the group is written.
+// map, the hot path); hours and days are derived from them when the transaction writes them.
 #pragma once
 
 #include <algorithm>
@@ -38,14 +38,6 @@ class RollupDeltas {
   // A sink for attribute_session / attribute_interval into this family's cells.
   MinuteSink sink_for(const FamilyIds& ids) {
     return [this, ids](int64_t minute, const Counters& c) { add(ids, minute, c); };
-  }
-  // Adds another set of deltas (a batch that committed its savepoint joins its group).
-  void merge(RollupDeltas&& other) {
-    if (minutes_.empty()) {
-      minutes_.swap(other.minutes_);  // the usual case: the group's first batch
-      return;
-    }
-    for (const auto& [cell, c] : other.minutes_) minutes_[cell] += c;
   }
   bool empty() const { return minutes_.empty(); }
 

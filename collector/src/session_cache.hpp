@@ -18,7 +18,7 @@
 
 namespace streamtally::collector {
 
-// A record not yet written to its session's row: the group writes each touched row
+// A record not yet written to its session's row: an apply transaction writes each touched row
 // once, with its latest record, just before it commits.
 struct PendingRow {
   const IngestRecord* record = nullptr;
@@ -34,7 +34,7 @@ struct StoredSession {
   FamilyIds dims{};
   bool play = false;
   bool closed = false;     // the row's record closed the session
-  PendingRow pending;      // set only while a commit group runs
+  PendingRow pending;      // set only while an apply transaction runs
 };
 
 // Keyed by session_key(). Node-based: references stay valid while others are added.

@@ -258,6 +258,7 @@ int64_t scan_value(Metric m, const ScanGroup& g, std::size_t b, const std::vecto
 }  // namespace
 
 Result<std::vector<GroupTotals>> SqliteStore::events(const ReportQuery& q) {
+  if (Status s = apply_before_read(); !s) return Error{s.error()};
   auto db = acquire_reader();
   if (!db) return Error{db.error()};
   ReadLease lease(*this, std::move(*db));
@@ -298,6 +299,7 @@ Result<std::vector<GroupTotals>> SqliteStore::events(const ReportQuery& q) {
 }
 
 Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
+  if (Status s = apply_before_read(); !s) return Error{s.error()};
   auto db = acquire_reader();
   if (!db) return Error{db.error()};
   ReadLease lease(*this, std::move(*db));

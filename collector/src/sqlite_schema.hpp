@@ -47,6 +47,14 @@ CREATE TABLE IF NOT EXISTS updates(
 
 -- The rollup tables (rollup_<family>_<level>) are made by sqlite_schema() below.
 
+-- The inbox: records of acknowledged batches not yet applied to the tables above (one
+-- row per batch, only its new records, in inbox_codec.hpp's format). Applying a row
+-- and deleting it is one transaction; a row that cannot be decoded moves to
+-- inbox_damaged with the reason, so it never blocks the others and is never lost.
+CREATE TABLE IF NOT EXISTS inbox(id INTEGER PRIMARY KEY, records INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox_damaged(
+  id INTEGER PRIMARY KEY, body BLOB NOT NULL, error TEXT NOT NULL, moved_at INTEGER NOT NULL);
+
 CREATE TABLE IF NOT EXISTS batches(
   idempotency_key TEXT PRIMARY KEY, accepted INTEGER NOT NULL, duplicates INTEGER NOT NULL,
   received_at INTEGER NOT NULL) WITHOUT ROWID;

@@ -146,6 +146,7 @@ std::vector<std::string> SqliteStore::session_columns(SessionGroup group) const 
 }
 
 Result<SessionsPage> SqliteStore::sessions(const SessionsQuery& q) {
+  if (Status s = apply_before_read(); !s) return Error{s.error()};
   const auto& columns = columns_of(q.group);
   auto order = std::find_if(columns.begin(), columns.end(),
                             [&](const Column& c) { return c.name == q.order_column; });

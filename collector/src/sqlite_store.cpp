@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "commit_group.hpp"
+#include "inbox_admission.hpp"
 #include "sqlite_schema.hpp"
 #include "sqlite_writer.hpp"
 #include "wal_write_buffer.hpp"
@@ -10,7 +10,20 @@
 namespace streamtally::collector {
 
 SqliteStore::SqliteStore(std::string path) : path_(std::move(path)) {}
-SqliteStore::~SqliteStore() = default;
+SqliteStore::~SqliteStore() {
+  if (applier_.joinable()) {
+    {
+      std::lock_guard lock(applier_mutex_);
+      stopping_ = true;
+    }
+    applier_wake_.notify_all();
+    applier_.join();
+  }
+  // What waits is applied now, so the next open starts fast; on failure it waits in
+  // the file and the next open applies it.
+  if (writer_)
+    if (Status s = apply_inbox(); !s) std::fprintf(stderr, "streamtally-collector: %s\n", s.error().c_str());
+}
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
   std::error_code ec;
@@ -18,6 +31,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   std::unique_ptr<SqliteStore> store(new SqliteStore(path));
   if (Status s = store->init_writer(); !s) return Error{s.error()};
+  // Rows a previous process acknowledged but did not apply (killed, or a failed apply).
+  if (Status s = store->apply_inbox(); !s) return Error{path + ": applying the inbox: " + s.error()};
+  store->applier_ = std::thread([s = store.get()] { s->applier_loop(); });
   return store;
 }
 
@@ -35,6 +51,10 @@ Status SqliteStore::init_writer() {
   if (Status s = writer_->prepare(); !s) return s;
   Statement meta(writer_->db.get(), "SELECT value FROM meta WHERE key = 'max_session_ms'");
   if (meta.step()) max_session_ms_ = meta.int64(0);
+  Statement waiting(writer_->db.get(), "SELECT coalesce(sum(records), 0) FROM inbox");
+  if (waiting.step()) inbox_records_ = waiting.int64(0);
+  if (waiting.failed()) return Error{path_ + ": " + waiting.error()};
+  admission_ = std::make_unique<Admission>(*writer_);
   return Status::Ok();
 }
 
@@ -57,7 +77,7 @@ void SqliteStore::release_reader(SqliteDb db) {
 
 // Group commit: a batch that arrives while another transaction commits waits; the
 // next leader takes every waiting batch into one transaction (one fsync), each in
-// its own SAVEPOINT so a failing batch is rolled back alone.
+// its own SAVEPOINT so a failing batch is rolled back alone (see "Inbox").
 Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
   auto ticket = std::make_shared<PendingBatch>();
   ticket->batch = &batch;
@@ -72,7 +92,7 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
     std::vector<std::shared_ptr<PendingBatch>> group;
     group.swap(queue_);
     lock.unlock();
-    commit_group(group);
+    journal_group(group);
     lock.lock();
     leader_active_ = false;
     queue_done_.notify_all();
@@ -80,33 +100,10 @@ Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
   return std::move(ticket->result);
 }
 
-void SqliteStore::commit_group(std::vector<std::shared_ptr<PendingBatch>>& group) {
-  std::lock_guard lock(writer_mutex_);
-  sqlite3* db = writer_->db.get();
-  auto finish_all = [&](const std::string& error) {
-    for (auto& p : group) {
-      if (!error.empty()) p->result = Error{error};
-      p->done = true;
-    }
-  };
-  if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE"); !s) return finish_all("store busy: " + s.error());
-  CommitGroup tx(*writer_, max_session_ms_);
-  for (auto& p : group) p->result = tx.add(*p->batch);
-  auto abandon = [&](const std::string& error) {
-    (void)exec_sql_status(db, "ROLLBACK");
-    tx.abandoned();
-    finish_all(error);
-  };
-  if (Status s = tx.write(); !s) return abandon("store: " + s.error());
-  // Raised before the commit is visible: readers bound their range scans with it,
-  // and a bound that is briefly too large is harmless, one too small is not.
-  if (tx.max_session_ms() > max_session_ms_) max_session_ms_ = tx.max_session_ms();
-  if (Status s = exec_sql_status(db, "COMMIT"); !s) return abandon("store: commit failed: " + s.error());
-  tx.committed();
-  finish_all("");
-}
-
 Result<StoreStats> SqliteStore::stats() {
+  // Counts include what was acknowledged; when applying fails, the stats still answer
+  // (inbox_records shows the backlog) — /metrics and /healthz are where operators look.
+  (void)apply_before_read();
   auto db = acquire_reader();
   if (!db) return Error{db.error()};
   ReadLease lease(*this, std::move(*db));
@@ -115,6 +112,7 @@ Result<StoreStats> SqliteStore::stats() {
   Statement count(lease.get(), "SELECT coalesce(max(id), 0) FROM sessions");
   if (count.step()) stats.sessions = count.int64(0);
   if (count.failed()) return Error{count.error()};
+  stats.inbox_records = inbox_records_.load();
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-shm"}) {
     const auto size = std::filesystem::file_size(path_ + suffix, ec);

@@ -1,21 +1,36 @@
 // SqliteStore: the default Store, one SQLite file in WAL mode.
 //
-// Tables (see sqlite_schema.cpp): sessions (latest record per session), updates
+// Tables (see sqlite_schema.hpp): sessions (latest record per session), updates
 // (every distinct seq of every session: the chain bytes are attributed from),
 // dims_a / dims_b (distinct combinations of each rollup family's dimensions),
 // rollup_<family>_m / _h / _d (additive counters per minute / hour / day and
-// combination, kept in the ingest transaction), batches (Idempotency-Keys), meta.
+// combination), inbox (acknowledged records not applied yet), batches
+// (Idempotency-Keys), meta.
 //
-// One writer connection does every ingest: batches that arrive together share one
-// transaction (group commit: one fsync), each in its own SAVEPOINT (commit_group.hpp);
-// queries use a pool of read-only connections, so they run while a batch commits (WAL).
+// Inbox. Ingest makes a batch durable in two steps:
+//  1. Acknowledge: the batch's new records (decided by Admission, which also counts
+//     the duplicates) are written as one inbox row, with its Idempotency-Key, in a
+//     transaction shared by every batch that arrived meanwhile (group commit: one
+//     fsync), each batch in its own SAVEPOINT so a failing one is rolled back alone.
+//  2. Apply: the inbox is applied to sessions, chains and rollups (apply_group.hpp)
+//     in large transactions that delete the rows they applied. Every open session
+//     reports about once a minute, so a transaction per batch rewrote nearly every open
+//     session's row and rollup cells each time; applying ~25 000 records at once writes
+//     each of them once. It runs on the applier thread when enough records wait or a
+//     second has passed, before every report (reports read what was acknowledged), and
+//     at open and close (a process killed with -9 leaves rows: they are applied at the
+//     next open). A failure leaves the rows for the next try.
+// One writer connection does both, under writer_mutex_; queries use a pool of
+// read-only connections, so they run while the writer commits (WAL).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -25,6 +40,11 @@
 namespace streamtally::collector {
 
 struct SqliteWriter;
+class Admission;
+
+// Applying starts when this many acknowledged records wait, or after kApplyDelay.
+inline constexpr int64_t kApplyRecords = 25'000;
+inline constexpr auto kApplyDelay = std::chrono::seconds(1);
 
 class SqliteStore final : public Store {
  public:
@@ -37,6 +57,9 @@ class SqliteStore final : public Store {
   Result<SessionsPage> sessions(const SessionsQuery& query) override;
   Result<StoreStats> stats() override;
   std::vector<std::string> session_columns(SessionGroup group) const override;
+
+  // Applies every inbox row now (reports do this first, so they see what was acknowledged).
+  Status apply_inbox();
 
   // A pooled read-only connection, returned to the pool when the lease ends.
   class ReadLease {
@@ -64,11 +87,21 @@ class SqliteStore final : public Store {
     Result<IngestOutcome> result = Error{"not run"};
     bool done = false;
   };
-  void commit_group(std::vector<std::shared_ptr<PendingBatch>>& group);
+  void journal_group(std::vector<std::shared_ptr<PendingBatch>>& group);
+  Result<IngestOutcome> journal_batch(const IngestBatch& batch, int64_t& inbox_records);
   std::mutex queue_mutex_;
   std::condition_variable queue_done_;
   std::vector<std::shared_ptr<PendingBatch>> queue_;
   bool leader_active_ = false;
+
+  // The inbox (sqlite_inbox.cpp), with writer_mutex_ held.
+  Status apply_inbox_locked();
+  Status apply_chunk(int64_t& after, bool& more);
+  // Before every report: apply what waits in the inbox, so a report sees every batch
+  // acknowledged before it (read-your-writes). stats() tries it too, but answers even
+  // while applying fails: /metrics must show the backlog then.
+  Status apply_before_read() { return inbox_records_.load() > 0 ? apply_inbox() : Status::Ok(); }
+  void applier_loop();
 
   Result<SqliteDb> acquire_reader();
   void release_reader(SqliteDb db);
@@ -76,6 +109,14 @@ class SqliteStore final : public Store {
   std::string path_;
   std::mutex writer_mutex_;
   std::unique_ptr<SqliteWriter> writer_;
+  std::unique_ptr<Admission> admission_;
+  std::string inbox_row_;  // encoding buffer, reused
+  std::atomic<int64_t> inbox_records_{0};  // acknowledged, not applied
+
+  std::thread applier_;
+  std::mutex applier_mutex_;
+  std::condition_variable applier_wake_;
+  bool stopping_ = false;
   std::mutex readers_mutex_;
   std::vector<SqliteDb> readers_;
   std::atomic<int64_t> max_session_ms_{0};  // longest session seen: bounds range scans

@@ -52,6 +52,7 @@ struct SessionsPage {
 
 struct StoreStats {
   int64_t sessions = 0;
+  int64_t inbox_records = 0;  // acknowledged, not yet in the reports' tables (SQLite store)
   int64_t size_bytes = 0;  // database files on disk
 };
 

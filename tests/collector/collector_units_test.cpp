@@ -1,5 +1,6 @@
 // Unit tests of the collector's pure parts: time attribution, the CCU sweep, the
-// query-parameter parsers. Expected values come from brute force or by hand.
+// query-parameter parsers, the inbox row format. Expected values come from brute force
+// or by hand.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -8,6 +9,7 @@
 #include "attribution.hpp"
 #include "batch_decoder.hpp"
 #include "ccu_sweep.hpp"
+#include "inbox_codec.hpp"
 #include "query_params.hpp"
 
 namespace streamtally::collector {
@@ -130,6 +132,88 @@ TEST(BatchDecoder, RefererDomains) {
   EXPECT_EQ(referer_domain("http://[2001:db8::1]:80/"), "[2001:db8::1]");
   EXPECT_EQ(referer_domain("not a url"), "");
   EXPECT_EQ(referer_domain(""), "");
+}
+
+// Records with every field set, unset, empty and at its extremes.
+std::vector<IngestRecord> inbox_samples() {
+  std::vector<IngestRecord> out(3);
+  IngestRecord& full = out[0];
+  full.record.server_id = "edge-1";
+  full.record.host = "edge-1.example.net";
+  full.record.session_id = "5f0c6a1e-3b1d-4c8e-9a57-0d2f7c1e9b44";
+  full.record.seq = 41;
+  full.record.state = SessionState::Closed;
+  full.record.type = SessionType::Publish;
+  full.record.protocol = Protocol::Other;
+  full.record.stream = "live/\xc3\xa9t\xc3\xa9";  // UTF-8 survives as bytes
+  full.record.client_ip = "2001:db8::1";
+  full.record.user_agent = std::string(70'000, 'u');  // longer than one varint byte's worth
+  full.record.referer = "https://www.example.com/watch?v=1";
+  full.record.user_id = "user-7";
+  full.record.token = "";
+  full.record.started_at = 1'794'000'000'000;
+  full.record.updated_at = 1'793'999'999'000;  // before started_at: a clock step
+  full.record.ended_at = 1'794'000'360'000;
+  full.record.bytes_in = 0;
+  full.record.bytes_out = static_cast<uint64_t>(INT64_MAX);
+  full.record.end_reason = EndReason::Recovered;
+  full.record.tags = {{"a", "1"}, {"", ""}, {"k\n", "v\t"}};
+  full.country = "DE", full.device_type = "tv", full.os = "Roku", full.browser = "Roku";
+  full.referer_domain = "www.example.com";
+  IngestRecord& extremes = out[1];
+  extremes.record.seq = INT64_MAX;
+  extremes.record.started_at = INT64_MIN;
+  extremes.record.updated_at = INT64_MAX;  // offsets wrap around, values do not
+  extremes.record.ended_at = INT64_MIN;
+  extremes.record.bytes_in = UINT64_MAX;
+  out[2].record.seq = -1;  // defaults everywhere else: empty strings, no optionals
+  return out;
+}
+
+TEST(InboxCodec, EveryFieldRoundTrips) {
+  const auto records = inbox_samples();
+  std::vector<const IngestRecord*> pointers;
+  for (const auto& r : records) pointers.push_back(&r);
+  std::string row;
+  encode_inbox_records(pointers, row);
+  auto decoded = decode_inbox_records(row);
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  ASSERT_EQ(decoded->size(), records.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ((*decoded)[i].record, records[i].record) << "record " << i;
+    EXPECT_EQ((*decoded)[i].country, records[i].country);
+    EXPECT_EQ((*decoded)[i].device_type, records[i].device_type);
+    EXPECT_EQ((*decoded)[i].os, records[i].os);
+    EXPECT_EQ((*decoded)[i].browser, records[i].browser);
+    EXPECT_EQ((*decoded)[i].referer_domain, records[i].referer_domain);
+  }
+}
+
+TEST(InboxCodec, DamagedRowsAreErrorsNeverCrashes) {
+  const auto records = inbox_samples();
+  std::vector<const IngestRecord*> pointers;
+  for (const auto& r : records) pointers.push_back(&r);
+  std::string row;
+  encode_inbox_records(pointers, row);
+  // Every truncation, and a row with trailing bytes, is refused with a reason.
+  for (std::size_t n = 0; n < row.size(); n += (n < 200 ? 1 : 997)) {
+    auto cut = decode_inbox_records(std::string_view(row).substr(0, n));
+    EXPECT_FALSE(cut.ok()) << "truncated to " << n;
+    if (!cut.ok()) {
+      EXPECT_TRUE(cut.error().starts_with("inbox row: ")) << cut.error();
+    }
+  }
+  EXPECT_FALSE(decode_inbox_records(row + "x").ok());
+  // Flipped bytes: an error or some records, never a read past the row's end.
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 3000; ++i) {
+    std::string bad = row.substr(0, 400);
+    bad[rng() % bad.size()] = static_cast<char>(rng());
+    (void)decode_inbox_records(bad);
+  }
+  // A record count no row could hold does not become an allocation.
+  EXPECT_FALSE(decode_inbox_records(std::string("\x01\xff\xff\xff\xff\xff\xff\xff\x7f", 9)).ok());
+  EXPECT_FALSE(decode_inbox_records(std::string("\x02\x00", 2)).ok());  // unknown format
 }
 
 }  // namespace

@@ -1,10 +1,16 @@
-// SqliteStore's group commit, in process: batches ingested by several threads at once
-// share transactions, each keeps its own verdict, each is durable when ingest()
-// returns, and a batch that fails inside the store leaves no trace — neither in the
-// file nor in the writer's caches (the same data re-sent afterwards gives exactly the
-// answers of a store that never saw the failure).
+// SqliteStore's group commit and inbox, in process: batches ingested by several
+// threads at once share transactions, each keeps its own verdict, each is durable when
+// ingest() returns, and a batch that fails inside the store leaves no trace — neither
+// in the file nor in the writer's memory (the same data re-sent afterwards gives
+// exactly the answers of a store that never saw the failure). Acknowledged records
+// that could not be applied yet (a failing apply, a process killed with -9) are
+// applied later, and the answers are the same.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <random>
 #include <thread>
@@ -153,25 +159,28 @@ TEST(CommitGroup, AFailingBatchLeavesNoTraceAndTheOthersCommit) {
   auto reference = open_store_at(dir.file("reference.db"));
   for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
 
-  // Every third batch carries a poisoned copy of its last record's update: the store
-  // refuses it (a trigger stands in for a disk error) after the batch's other records
-  // were written inside the transaction.
+  // Every third batch carries one more record and is refused by the store (a trigger
+  // on its Idempotency-Key stands in for a disk error) after its records were written
+  // to the inbox inside the transaction.
   const std::string path = dir.file("poisoned.db");
   auto store = open_store_at(path);
-  {
-    auto db = open_database(path, false);
-    ASSERT_TRUE(exec_sql_status(db->get(), "CREATE TRIGGER poison BEFORE INSERT ON updates WHEN NEW.bytes_out = 666666666 "
-                                    "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
-                    .ok());
-  }
   std::vector<IngestBatch> sent = batches;
   std::vector<bool> poisoned(sent.size(), false);
+  std::string keys;
   for (std::size_t i = 0; i < sent.size(); i += 3) {
-    IngestRecord bad = sent[i].records.back();
-    bad.record.seq += 100;
-    bad.record.bytes_out = kPoisonBytesOut;
-    sent[i].records.push_back(bad);
+    IngestRecord extra = sent[i].records.back();
+    extra.record.seq += 100;
+    extra.record.bytes_out = kPoisonBytesOut;
+    sent[i].records.push_back(extra);
     poisoned[i] = true;
+    keys += (keys.empty() ? "'" : ", '") + sent[i].idempotency_key + "'";
+  }
+  {
+    auto db = open_database(path, false);
+    ASSERT_TRUE(exec_sql_status(db->get(), ("CREATE TRIGGER poison BEFORE INSERT ON batches WHEN "
+                                            "NEW.idempotency_key IN (" + keys + ") "
+                                            "BEGIN SELECT RAISE(ABORT, 'poisoned batch'); END").c_str())
+                    .ok());
   }
   std::atomic<std::size_t> next{0};
   std::vector<int> verdicts(sent.size(), -1);
@@ -186,9 +195,13 @@ TEST(CommitGroup, AFailingBatchLeavesNoTraceAndTheOthersCommit) {
     EXPECT_EQ(durable(path, sent[i].idempotency_key), !poisoned[i]) << "batch " << i;
   }
 
-  // The edge re-sends the refused batches (now without the poison, same keys): the
-  // store must end exactly where the reference is, so nothing of the failed attempts
-  // stayed behind in the file or in the writer's caches.
+  // The edge re-sends the refused batches (now without the extra record, same keys,
+  // the disk error gone): the store must end exactly where the reference is, so nothing
+  // of the failed attempts stayed behind in the file or in the writer's memory.
+  {
+    auto db = open_database(path, false);
+    ASSERT_TRUE(exec_sql_status(db->get(), "DROP TRIGGER poison").ok());
+  }
   for (std::size_t i = 0; i < sent.size(); ++i)
     if (poisoned[i]) {
       auto outcome = store->ingest(batches[i]);
@@ -202,6 +215,98 @@ TEST(CommitGroup, AFailingBatchLeavesNoTraceAndTheOthersCommit) {
   store.reset();
   auto reopened = open_store_at(path);
   EXPECT_EQ(answers(*reopened), answers(*reference));
+}
+
+// Records waiting in the inbox, seen by a separate connection.
+int64_t inbox_records(const std::string& path) {
+  auto db = open_database(path, true);
+  Statement q(db->get(), "SELECT coalesce(sum(records), 0) FROM inbox");
+  return q.step() ? q.int64(0) : -1;
+}
+
+TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
+  test::TempDir dir;
+  auto batches = make_batches(200, 40);
+  // One record the tables refuse (a trigger on the update chain stands in for a disk
+  // error while applying); acknowledging it works, applying it fails until it is gone.
+  IngestRecord extra = batches[2].records.back();
+  extra.record.seq += 100;
+  extra.record.bytes_out = kPoisonBytesOut;
+  batches[2].records.push_back(extra);
+  auto reference = open_store_at(dir.file("reference.db"));
+  for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
+
+  const std::string path = dir.file("stuck.db");
+  auto store = open_store_at(path);
+  auto db = open_database(path, false);
+  ASSERT_TRUE(exec_sql_status(db->get(), "CREATE TRIGGER poison BEFORE INSERT ON updates WHEN NEW.bytes_out = 666666666 "
+                                         "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
+                  .ok());
+  int64_t accepted = 0;
+  for (const auto& b : batches) {
+    auto outcome = store->ingest(b);
+    ASSERT_TRUE(outcome.ok()) << outcome.error();
+    accepted += outcome->accepted;
+  }
+  EXPECT_EQ(accepted, inbox_records(path));  // all acknowledged, none applied yet
+
+  // A report cannot see what was acknowledged: it says so instead of answering without it.
+  ReportApi api(*store);
+  const auto refused = api.events("dimensions=stream&metrics=sessions&from=0&to=" + std::to_string(kStart + 7'200'000),
+                                  kStart + 7'200'000);
+  EXPECT_EQ(refused.status, 500);
+  EXPECT_NE(refused.body.find("applying the inbox"), std::string::npos) << refused.body;
+  EXPECT_EQ(inbox_records(path), accepted);
+
+  // Closing cannot apply either, and opening again refuses to start without it: the
+  // records wait in the file, nothing is lost.
+  store.reset();
+  EXPECT_EQ(inbox_records(path), accepted);
+  auto refused_open = SqliteStore::open(path);
+  ASSERT_FALSE(refused_open.ok());
+  EXPECT_NE(refused_open.error().find("applying the inbox"), std::string::npos) << refused_open.error();
+
+  // The cause goes away: everything is applied, exactly once.
+  ASSERT_TRUE(exec_sql_status(db->get(), "DROP TRIGGER poison").ok());
+  auto reopened = open_store_at(path);
+  EXPECT_EQ(inbox_records(path), 0);
+  EXPECT_EQ(answers(*reopened), answers(*reference));
+}
+
+TEST(Inbox, WhatAProcessKilledBeforeApplyingAcknowledgedIsAppliedAtTheNextOpen) {
+  test::TempDir dir;
+  const auto batches = make_batches(300, 40);
+  const std::string path = dir.file("killed.db");
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Acknowledge everything, then die at once: no destructor applies the inbox, and the
+    // applier thread waits kApplyDelay for more records first.
+    auto store = SqliteStore::open(path);
+    if (!store) _exit(2);
+    for (const auto& b : batches)
+      if (!(*store)->ingest(b)) _exit(3);
+    kill(getpid(), SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+  EXPECT_GT(inbox_records(path), 0);
+
+  auto reference = open_store_at(dir.file("reference.db"));
+  for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
+  auto reopened = open_store_at(path);
+  EXPECT_EQ(inbox_records(path), 0);
+  EXPECT_EQ(answers(*reopened), answers(*reference));
+  // The keys were acknowledged, so they replay; the records are duplicates now.
+  auto replay = reopened->ingest(batches[5]);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_TRUE(replay->replayed);
+  IngestBatch again = batches[5];
+  again.idempotency_key.clear();
+  auto duplicates = reopened->ingest(again);
+  ASSERT_TRUE(duplicates.ok());
+  EXPECT_EQ(duplicates->accepted, 0);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "commit_group.hpp"
+#include "apply_group.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -87,7 +87,7 @@ StoredSession stored_from(const IngestRecord& in, int64_t id, const FamilyIds& i
 
 }  // namespace
 
-Result<FamilyIds> CommitGroup::dims_of(const IngestRecord& r) {
+Result<FamilyIds> ApplyGroup::dims_of(const IngestRecord& r) {
   FamilyIds ids{};
   for (std::size_t f = 0; f < kFamilyCount; ++f) {
     const RollupFamily& family = kRollupFamilies[f];
@@ -111,17 +111,13 @@ Result<FamilyIds> CommitGroup::dims_of(const IngestRecord& r) {
 }
 
 // The cache entry of the record's session: cached, read from its row, or a new row.
-// Every entry the running batch touches gets an undo record first.
-Result<CommitGroup::Entry> CommitGroup::find_or_insert(const IngestRecord& in, const FamilyIds& ids,
+Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, const FamilyIds& ids,
                                                        bool& inserted) {
   const SessionRecord& r = in.record;
   sqlite3* db = w_.db.get();
   inserted = false;
   std::string key = session_key(r.server_id, r.session_id);
-  if (auto it = w_.sessions.find(key); it != w_.sessions.end()) {
-    undo_.emplace_back(&*it, it->second);
-    return &*it;
-  }
+  if (auto it = w_.sessions.find(key); it != w_.sessions.end()) return &*it;
   std::optional<StoredSession> found;
   if (r.seq == 0) {  // not cached and seq 0: almost always a new session, try the insert first
     bind_session(w_.insert_new_session, in, ids);
@@ -154,12 +150,26 @@ Result<CommitGroup::Entry> CommitGroup::find_or_insert(const IngestRecord& in, c
     if (!st) return Error{st.error()};
     found = stored_from(in, sqlite3_last_insert_rowid(db), ids), inserted = true;
   }
-  Entry e = &*w_.sessions.emplace(std::move(key), *found).first;
-  undo_.emplace_back(e, std::nullopt);
-  return e;
+  return &*w_.sessions.emplace(std::move(key), *found).first;
 }
 
-Result<std::vector<UpdatePoint>> CommitGroup::read_chain(int64_t session) {
+Status ApplyGroup::insert_points() {
+  std::sort(points_.begin(), points_.end(), [](const auto& a, const auto& b) {
+    return std::pair(a.first, a.second.seq) < std::pair(b.first, b.second.seq);
+  });
+  for (const auto& [session, p] : points_) {
+    Statement& s = w_.insert_update;
+    s.bind(1, session).bind(2, p.seq).bind(3, p.t).bind(4, p.bytes_in).bind(5, p.bytes_out);
+    Status st = s.run();
+    s.reset();
+    if (!st) return st;
+  }
+  points_.clear();
+  return Status::Ok();
+}
+
+Result<std::vector<UpdatePoint>> ApplyGroup::read_chain(int64_t session) {
+  if (Status s = insert_points(); !s) return Error{s.error()};
   std::vector<UpdatePoint> chain;
   Statement& q = w_.read_chain;
   q.bind(1, session);
@@ -171,129 +181,74 @@ Result<std::vector<UpdatePoint>> CommitGroup::read_chain(int64_t session) {
   return chain;
 }
 
-void CommitGroup::rollback_batch() {
-  touched_.resize(batch_touched_);
-  // Newest first: an entry the batch added is erased only after its later states are undone.
-  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
-    if (it->second)
-      it->first->second = *it->second;
-    else
-      w_.sessions.erase(std::string(it->first->first));
-  }
-  undo_.clear();
-  for (std::size_t i = batch_dims_keys_; i < new_dims_keys_.size(); ++i)
-    w_.dims_ids[new_dims_keys_[i].first].erase(new_dims_keys_[i].second);
-  new_dims_keys_.resize(batch_dims_keys_);
-}
+Result<bool> ApplyGroup::add(const IngestRecord& in) {
+  const SessionRecord& r = in.record;
+  const UpdatePoint point{r.seq, point_time(r), static_cast<int64_t>(r.bytes_in), static_cast<int64_t>(r.bytes_out)};
+  auto ids = dims_of(in);
+  if (!ids) return Error{ids.error()};
+  if (const int64_t length = std::max(r.started_at, point.t) - r.started_at; length > max_session_ms_)
+    max_session_ms_ = length, max_session_ms_grew_ = true;
 
-Result<IngestOutcome> CommitGroup::add(const IngestBatch& batch) {
-  sqlite3* db = w_.db.get();
-  if (Status s = exec_sql_status(db, "SAVEPOINT batch"); !s) return Error{"store: " + s.error()};
-  undo_.clear();
-  batch_dims_keys_ = new_dims_keys_.size();
-  batch_touched_ = touched_.size();
-  const int64_t max_before = max_session_ms_;
-  const bool grew_before = max_session_ms_grew_;
-  auto fail = [&](const std::string& message) -> Result<IngestOutcome> {
-    (void)exec_sql_status(db, "ROLLBACK TO batch; RELEASE batch");
-    w_.reset_all();
-    rollback_batch();
-    max_session_ms_ = max_before;
-    max_session_ms_grew_ = grew_before;
-    return Error{"store: " + message};
-  };
+  bool inserted = false;
+  auto entry = find_or_insert(in, *ids, inserted);
+  if (!entry) return Error{entry.error()};
+  StoredSession& s = (*entry)->second;
+  touched_.push_back(*entry);
 
-  IngestOutcome outcome;
-  if (!batch.idempotency_key.empty()) {
-    w_.find_batch.bind(1, batch.idempotency_key);
-    if (w_.find_batch.step()) {
-      w_.find_batch.reset();
-      (void)exec_sql_status(db, "RELEASE batch");
-      outcome.replayed = true;
-      outcome.duplicates = static_cast<int64_t>(batch.records.size());
-      return outcome;
-    }
-    if (w_.find_batch.failed()) return fail(w_.find_batch.error());
-    w_.find_batch.reset();
-  }
-
-  RollupDeltas deltas;
-  for (const IngestRecord& in : batch.records) {
-    const SessionRecord& r = in.record;
-    const UpdatePoint point{r.seq, point_time(r), static_cast<int64_t>(r.bytes_in), static_cast<int64_t>(r.bytes_out)};
-    auto ids = dims_of(in);
-    if (!ids) return fail(ids.error());
-    if (const int64_t length = std::max(r.started_at, point.t) - r.started_at; length > max_session_ms_)
-      max_session_ms_ = length, max_session_ms_grew_ = true;
-
-    bool inserted = false;
-    auto entry = find_or_insert(in, *ids, inserted);
-    if (!entry) return fail(entry.error());
-    StoredSession& s = (*entry)->second;
-    touched_.push_back(*entry);
-
+  const bool newest = inserted || r.seq > s.seq;
+  if (newest) {
+    // Above the chain's highest seq, so new: inserted later, in (session, seq) order.
+    points_.emplace_back(s.id, point);
+  } else {
+    // At or below it: a re-send or a late update; the chain decides.
+    if (Status st = insert_points(); !st) return Error{st.error()};
     w_.insert_update.bind(1, s.id).bind(2, point.seq).bind(3, point.t).bind(4, point.bytes_in).bind(5, point.bytes_out);
     Status st = w_.insert_update.run();
     w_.insert_update.reset();
-    if (!st) return fail(st.error());
-    if (inserted) {  // the row holds this record already
-      attribute_session({r.started_at, r.type == SessionType::Play, {point}}, +1, deltas.sink_for(*ids));
-      ++outcome.accepted;
-      continue;
-    }
-    if (sqlite3_changes(db) == 0) {  // this seq is already in the chain
-      ++outcome.duplicates;
-      continue;
-    }
-    ++outcome.accepted;
-    const bool newest = r.seq > s.seq;
-    const bool play = r.type == SessionType::Play;
-    if (newest && *ids == s.dims && r.started_at == s.started_at && play == s.play) {
-      // The common case: the next update of a session. Attribute the new interval
-      // and move the session's end; nothing else changes.
-      attribute_interval(s.last_t, point.t, point.bytes_in - s.bytes_in, point.bytes_out - s.bytes_out, +1,
-                         deltas.sink_for(*ids));
-      Counters end;
-      end.ends = -1;
-      deltas.add(*ids, floor_to(std::max(s.started_at, s.last_t), kMinuteMs), end);
-      end.ends = 1;
-      deltas.add(*ids, floor_to(std::max(r.started_at, point.t), kMinuteMs), end);
-    } else {
-      // A late (lower seq) update or a changed session: replace the session's whole
-      // contribution, computed from the chain before and after.
-      auto chain = read_chain(s.id);
-      if (!chain) return fail(chain.error());
-      SessionShape after{newest ? r.started_at : s.started_at, newest ? play : s.play, *chain};
-      SessionShape before = after;
-      before.started_at = s.started_at;
-      before.play = s.play;
-      std::erase_if(before.chain, [&](const UpdatePoint& p) { return p.seq == point.seq; });
-      attribute_session(before, -1, deltas.sink_for(s.dims));
-      attribute_session(after, +1, deltas.sink_for(newest ? *ids : s.dims));
-      if (newest) s.pending.full = true;
-    }
-    if (newest) {  // the row will hold this record
-      PendingRow pending = s.pending;
-      pending.record = &in;
-      s = stored_from(in, s.id, *ids);
-      s.pending = pending;
-    }
+    if (!st) return Error{st.error()};
+    if (sqlite3_changes(w_.db.get()) == 0) return false;  // this seq is already in the chain
+  }
+  if (inserted) {  // the row holds this record already
+    attribute_session({r.started_at, r.type == SessionType::Play, {point}}, +1, deltas_.sink_for(*ids));
+    return true;
+  }
+  const bool play = r.type == SessionType::Play;
+  if (newest && *ids == s.dims && r.started_at == s.started_at && play == s.play) {
+    // The common case: the next update of a session. Attribute the new interval
+    // and move the session's end; nothing else changes.
+    attribute_interval(s.last_t, point.t, point.bytes_in - s.bytes_in, point.bytes_out - s.bytes_out, +1,
+                       deltas_.sink_for(*ids));
+    Counters end;
+    end.ends = -1;
+    deltas_.add(*ids, floor_to(std::max(s.started_at, s.last_t), kMinuteMs), end);
+    end.ends = 1;
+    deltas_.add(*ids, floor_to(std::max(r.started_at, point.t), kMinuteMs), end);
+  } else {
+    // A late (lower seq) update or a changed session: replace the session's whole
+    // contribution, computed from the chain before and after.
+    auto chain = read_chain(s.id);
+    if (!chain) return Error{chain.error()};
+    SessionShape after{newest ? r.started_at : s.started_at, newest ? play : s.play, *chain};
+    SessionShape before = after;
+    before.started_at = s.started_at;
+    before.play = s.play;
+    std::erase_if(before.chain, [&](const UpdatePoint& p) { return p.seq == point.seq; });
+    attribute_session(before, -1, deltas_.sink_for(s.dims));
+    attribute_session(after, +1, deltas_.sink_for(newest ? *ids : s.dims));
+    if (newest) s.pending.full = true;
+  }
+  if (newest) {  // the row will hold this record
+    PendingRow pending = s.pending;
+    pending.record = &in;
+    s = stored_from(in, s.id, *ids);
+    s.pending = pending;
   }
 
-  if (!batch.idempotency_key.empty()) {
-    w_.insert_batch.bind(1, batch.idempotency_key).bind(2, outcome.accepted).bind(3, outcome.duplicates);
-    w_.insert_batch.bind(4, now_ms());
-    Status st = w_.insert_batch.run();
-    w_.insert_batch.reset();
-    if (!st) return fail(st.error());
-  }
-  if (Status s = exec_sql_status(db, "RELEASE batch"); !s) return fail(s.error());
-  undo_.clear();
-  deltas_.merge(std::move(deltas));
-  return outcome;
+  return true;
 }
 
-Status CommitGroup::write() {
+Status ApplyGroup::write() {
+  if (Status st = insert_points(); !st) return st;
   // Each touched row once, in id order (B-tree friendly).
   std::vector<StoredSession*> rows;
   for (Entry e : touched_)
@@ -333,7 +288,7 @@ Status CommitGroup::write() {
   return Status::Ok();
 }
 
-void CommitGroup::committed() {
+void ApplyGroup::committed() {
   std::sort(touched_.begin(), touched_.end(), std::less<Entry>());
   touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
   for (Entry e : touched_)
@@ -342,7 +297,7 @@ void CommitGroup::committed() {
   if (w_.sessions.size() > kMaxCachedSessions) w_.sessions.clear();
 }
 
-void CommitGroup::abandoned() {
+void ApplyGroup::abandoned() {
   w_.sessions.clear();
   for (const auto& [family, key] : new_dims_keys_) w_.dims_ids[family].erase(key);
   new_dims_keys_.clear();

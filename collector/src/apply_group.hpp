@@ -1,12 +1,14 @@
-// One transaction of the group commit: every batch that waited for the writer is
-// ingested under its own SAVEPOINT (a failing batch leaves no trace and keeps its own
-// verdict), then the rows and rollup cells all of them touched are written once.
+// One transaction of the inbox applier (sqlite_store.hpp, "Inbox"): records that
+// ingest acknowledged are applied to the sessions, their update chains and the rollups.
 //
 // Per record only what must be decided then is written at once: the update chain
 // point (it detects duplicates and is what late updates are attributed from) and the
 // row of a new session (its id). The session's latest record and the rollup deltas
-// are kept in memory and written by write(): a session updated by several batches of
-// the group is written once, and so is each rollup cell.
+// are kept in memory and written by write(): a session updated many times in one
+// transaction is written once, and so is each rollup cell.
+//
+// A failure anywhere abandons the whole transaction (the inbox rows stay for the next
+// try), so nothing here needs to undo a part of it.
 #pragma once
 
 #include <string>
@@ -19,17 +21,17 @@
 
 namespace streamtally::collector {
 
-class CommitGroup {
+class ApplyGroup {
  public:
   // Inside an open transaction of w's connection.
-  CommitGroup(SqliteWriter& w, int64_t max_session_ms) : w_(w), max_session_ms_(max_session_ms) {}
+  ApplyGroup(SqliteWriter& w, int64_t max_session_ms) : w_(w), max_session_ms_(max_session_ms) {}
 
-  // Ingests one batch; on failure its savepoint is rolled back and the caches are as
-  // before it. The batch must stay alive until write() has run.
-  Result<IngestOutcome> add(const IngestBatch& batch);
+  // Applies a record; it must stay alive until write() has run. False: a duplicate
+  // (its seq is in the chain already), which changes nothing.
+  Result<bool> add(const IngestRecord& in);
 
-  // Writes the session rows and rollup cells of every batch that succeeded, and the
-  // longest session seen when it grew. Then the caller commits.
+  // Writes the session rows and rollup cells the records touched, and the longest
+  // session seen when it grew. Then the caller commits.
   Status write();
   int64_t max_session_ms() const { return max_session_ms_; }
 
@@ -45,18 +47,16 @@ class CommitGroup {
   Result<FamilyIds> dims_of(const IngestRecord& r);
   Result<Entry> find_or_insert(const IngestRecord& in, const FamilyIds& ids, bool& inserted);
   Result<std::vector<UpdatePoint>> read_chain(int64_t session);
-  void rollback_batch();
+  // Inserts the waiting chain points, in key order (B-tree friendly).
+  Status insert_points();
 
   SqliteWriter& w_;
   int64_t max_session_ms_;
   bool max_session_ms_grew_ = false;
-  RollupDeltas deltas_;           // of the batches that succeeded
+  RollupDeltas deltas_;
+  std::vector<std::pair<int64_t, UpdatePoint>> points_;  // (session, point) not inserted yet
   std::vector<Entry> touched_;    // cache entries of the group's sessions (repeats allowed)
-  std::vector<std::pair<std::size_t, std::string>> new_dims_keys_;
-
-  // Undo of the running batch.
-  std::vector<std::pair<Entry, std::optional<StoredSession>>> undo_;  // nullopt: added by the batch
-  std::size_t batch_dims_keys_ = 0, batch_touched_ = 0;
+  std::vector<std::pair<std::size_t, std::string>> new_dims_keys_;  // to forget when abandoned
 };
 
 }  // namespace streamtally::collector
