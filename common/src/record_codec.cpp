@@ -13,6 +13,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <array>
+
 #include "streamtally/utf8.hpp"
 
 // RapidJSON's SAX writer and in-situ-free DOM parser: the record codec runs once per
@@ -90,57 +93,81 @@ bool write_record(const SessionRecord& r, rapidjson::StringBuffer& buffer) {
   return ok && w.IsComplete();
 }
 
+// The record's fields, in the order encode_record() writes them.
+enum Field : std::size_t {
+  kServerId, kHost, kSessionId, kSeq, kState, kType, kProtocol, kStream, kClientIp, kUserAgent, kReferer,
+  kUserId, kToken, kStartedAt, kUpdatedAt, kEndedAt, kBytesIn, kBytesOut, kEndReason, kTags, kFieldCount
+};
+constexpr std::string_view kFieldNames[kFieldCount] = {
+    "server_id", "host", "session_id", "seq", "state", "type", "protocol", "stream", "client_ip", "user_agent",
+    "referer", "user_id", "token", "started_at", "updated_at", "ended_at", "bytes_in", "bytes_out", "end_reason",
+    "tags"};
+
 // Field readers: each records the first error, naming the field.
 struct Reader {
-  const Value& obj;
+  // One pass over the object's members, each matched against the field expected next
+  // (records come in encode order, so this is one comparison a member); anything else
+  // falls back to a search. A name seen twice keeps its first value; unknown names are
+  // ignored. FindMember per field instead compared ~200 names a record.
+  explicit Reader(const Value& obj) {
+    std::size_t next = 0;
+    for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+      const std::string_view name(it->name.GetString(), it->name.GetStringLength());
+      std::size_t f = next;
+      if (f >= kFieldCount || kFieldNames[f] != name)
+        f = static_cast<std::size_t>(std::find(std::begin(kFieldNames), std::end(kFieldNames), name) -
+                                     std::begin(kFieldNames));
+      if (f == kFieldCount) continue;
+      if (!slots[f]) slots[f] = &it->value;
+      next = f + 1;
+    }
+  }
+
+  std::array<const Value*, kFieldCount> slots{};
   std::string error;
 
-  const Value* field(const char* name, bool required) {
-    auto it = obj.FindMember(name);
-    if (it == obj.MemberEnd()) {
-      if (required && error.empty()) error = std::string("missing field \"") + name + "\"";
-      return nullptr;
-    }
-    return &it->value;
+  const Value* field(Field f, bool required) {
+    if (!slots[f] && required && error.empty()) error = "missing field \"" + std::string(kFieldNames[f]) + "\"";
+    return slots[f];
   }
-  void fail(const char* name, const char* what) {
-    if (error.empty()) error = std::string("field \"") + name + "\" " + what;
+  void fail(Field f, const char* what) {
+    if (error.empty()) error = "field \"" + std::string(kFieldNames[f]) + "\" " + what;
   }
 
-  void text(const char* name, std::string& out, std::size_t limit, bool required = false) {
-    const Value* v = field(name, required);
+  void text(Field f, std::string& out, std::size_t limit, bool required = false) {
+    const Value* v = field(f, required);
     if (!v) return;
-    if (!v->IsString()) return fail(name, "must be a string");
+    if (!v->IsString()) return fail(f, "must be a string");
     out.assign(v->GetString(), v->GetStringLength());
-    if (out.size() > limit) fail(name, "is too long");
+    if (out.size() > limit) fail(f, "is too long");
   }
-  void nullable_text(const char* name, std::optional<std::string>& out) {
-    const Value* v = field(name, false);
+  void nullable_text(Field f, std::optional<std::string>& out) {
+    const Value* v = field(f, false);
     if (!v || v->IsNull()) return;
-    if (!v->IsString()) return fail(name, "must be a string or null");
+    if (!v->IsString()) return fail(f, "must be a string or null");
     out.emplace(v->GetString(), v->GetStringLength());
-    if (out->size() > kMaxTextBytes) fail(name, "is too long");
+    if (out->size() > kMaxTextBytes) fail(f, "is too long");
   }
-  void int64(const char* name, int64_t& out, bool required = true) {
-    const Value* v = field(name, required);
+  void int64(Field f, int64_t& out, bool required = true) {
+    const Value* v = field(f, required);
     if (!v) return;
-    if (!v->IsInt64()) return fail(name, "must be an integer");
+    if (!v->IsInt64()) return fail(f, "must be an integer");
     out = v->GetInt64();
   }
-  void uint64(const char* name, uint64_t& out) {
-    const Value* v = field(name, true);
+  void uint64(Field f, uint64_t& out) {
+    const Value* v = field(f, true);
     if (!v) return;
-    if (!v->IsUint64()) return fail(name, "must be an unsigned integer");
+    if (!v->IsUint64()) return fail(f, "must be an unsigned integer");
     out = v->GetUint64();
   }
   template <class E>
-  void enumeration(const char* name, E& out, std::optional<E> (*parse)(std::string_view), const char* accepted) {
-    const Value* v = field(name, true);
+  void enumeration(Field f, E& out, std::optional<E> (*parse)(std::string_view), const char* accepted) {
+    const Value* v = field(f, true);
     if (!v) return;
-    if (!v->IsString()) return fail(name, "must be a string");
+    if (!v->IsString()) return fail(f, "must be a string");
     auto parsed = parse(std::string_view(v->GetString(), v->GetStringLength()));
     if (!parsed) {
-      if (error.empty()) error = std::string("field \"") + name + "\" must be one of " + accepted;
+      if (error.empty()) error = "field \"" + std::string(kFieldNames[f]) + "\" must be one of " + accepted;
       return;
     }
     out = *parsed;
@@ -187,45 +214,45 @@ Result<SessionRecord> decode_record(std::string_view line) {
   if (!doc.IsObject()) return Error{"a record must be a JSON object"};
 
   SessionRecord r;
-  Reader in{doc, {}};
-  in.text("server_id", r.server_id, kMaxServerIdBytes, true);
-  in.text("host", r.host, kMaxTextBytes);
-  in.text("session_id", r.session_id, kMaxTextBytes, true);
-  in.int64("seq", r.seq);
-  in.enumeration("state", r.state, &parse_session_state, "open, closed");
-  in.enumeration("type", r.type, &parse_session_type, "play, publish");
-  in.enumeration("protocol", r.protocol, &parse_protocol,
+  Reader in(doc);
+  in.text(kServerId, r.server_id, kMaxServerIdBytes, true);
+  in.text(kHost, r.host, kMaxTextBytes);
+  in.text(kSessionId, r.session_id, kMaxTextBytes, true);
+  in.int64(kSeq, r.seq);
+  in.enumeration(kState, r.state, &parse_session_state, "open, closed");
+  in.enumeration(kType, r.type, &parse_session_type, "play, publish");
+  in.enumeration(kProtocol, r.protocol, &parse_protocol,
                  "rtmp, hls, dash, http-progressive, http-flv, rtsp, srt, webrtc, tcp, udp, other");
-  in.text("stream", r.stream, kMaxTextBytes);
-  in.text("client_ip", r.client_ip, kMaxTextBytes);
-  in.text("user_agent", r.user_agent, kMaxTextBytes);
-  in.text("referer", r.referer, kMaxTextBytes);
-  in.nullable_text("user_id", r.user_id);
-  in.nullable_text("token", r.token);
-  in.int64("started_at", r.started_at);
-  in.int64("updated_at", r.updated_at);
-  if (const Value* v = in.field("ended_at", false); v && !v->IsNull()) {
+  in.text(kStream, r.stream, kMaxTextBytes);
+  in.text(kClientIp, r.client_ip, kMaxTextBytes);
+  in.text(kUserAgent, r.user_agent, kMaxTextBytes);
+  in.text(kReferer, r.referer, kMaxTextBytes);
+  in.nullable_text(kUserId, r.user_id);
+  in.nullable_text(kToken, r.token);
+  in.int64(kStartedAt, r.started_at);
+  in.int64(kUpdatedAt, r.updated_at);
+  if (const Value* v = in.field(kEndedAt, false); v && !v->IsNull()) {
     int64_t ended = 0;
-    in.int64("ended_at", ended);
+    in.int64(kEndedAt, ended);
     r.ended_at = ended;
   }
-  in.uint64("bytes_in", r.bytes_in);
-  in.uint64("bytes_out", r.bytes_out);
-  if (const Value* v = in.field("end_reason", false); v && !v->IsNull()) {
+  in.uint64(kBytesIn, r.bytes_in);
+  in.uint64(kBytesOut, r.bytes_out);
+  if (const Value* v = in.field(kEndReason, false); v && !v->IsNull()) {
     auto reason = v->IsString() ? parse_end_reason(std::string_view(v->GetString(), v->GetStringLength()))
                                 : std::nullopt;
     if (!reason)
-      in.fail("end_reason", "must be null or one of client, server, timeout, error, recovered");
+      in.fail(kEndReason, "must be null or one of client, server, timeout, error, recovered");
     else
       r.end_reason = *reason;
   }
-  if (const Value* v = in.field("tags", false); v && !v->IsNull()) {
+  if (const Value* v = in.field(kTags, false); v && !v->IsNull()) {
     if (!v->IsObject()) {
-      in.fail("tags", "must be an object of strings");
+      in.fail(kTags, "must be an object of strings");
     } else {
       for (auto it = v->MemberBegin(); it != v->MemberEnd(); ++it) {
         if (!it->value.IsString()) {
-          in.fail("tags", "must be an object of strings");
+          in.fail(kTags, "must be an object of strings");
           break;
         }
         r.tags.emplace(std::string(it->name.GetString(), it->name.GetStringLength()),
