@@ -1,9 +1,39 @@
 #include "ccu_sweep.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <limits>
 
 namespace streamtally::collector {
+namespace {
+
+// Sorts times (ms) by least-significant-digit radix sort on their offsets from the
+// smallest: a day of sessions spans < 2^33 ms, so three passes of 11 bits, each one
+// linear, instead of std::sort's n·log n comparisons (~20 ms for the 330k ends of a day
+// at 10M sessions, a sixth of the ccu report). Small inputs keep std::sort.
+void sort_times(std::vector<int64_t>& times) {
+  if (times.size() < 4096) return std::sort(times.begin(), times.end());
+  const auto [lo, hi] = std::minmax_element(times.begin(), times.end());
+  const int64_t base = *lo;
+  const uint64_t span = static_cast<uint64_t>(*hi) - static_cast<uint64_t>(base);
+  constexpr int kBits = 11;
+  constexpr std::size_t kBuckets = std::size_t{1} << kBits;
+  std::vector<int64_t> scratch(times.size());
+  for (int shift = 0; shift < 64 && (span >> shift) != 0; shift += kBits) {
+    std::array<std::size_t, kBuckets + 1> start{};
+    auto digit = [&](int64_t t) {
+      return static_cast<std::size_t>(((static_cast<uint64_t>(t) - static_cast<uint64_t>(base)) >> shift) &
+                                      (kBuckets - 1));
+    };
+    for (int64_t t : times) ++start[digit(t) + 1];
+    for (std::size_t d = 1; d <= kBuckets; ++d) start[d] += start[d - 1];
+    for (int64_t t : times) scratch[start[digit(t)]++] = t;
+    times.swap(scratch);
+  }
+}
+
+}  // namespace
 
 // Three sorted streams merged in time order; at equal times: ends of sessions with a
 // length first, then starts, then ends of zero-length sessions (see the header).
@@ -18,9 +48,9 @@ std::vector<int64_t> max_concurrency(const std::vector<OpenInterval>& sessions, 
     starts.push_back(s.start);
     (s.end > s.start ? ends : instant_ends).push_back(s.end);
   }
-  if (!std::is_sorted(starts.begin(), starts.end())) std::sort(starts.begin(), starts.end());
-  std::sort(ends.begin(), ends.end());
-  std::sort(instant_ends.begin(), instant_ends.end());
+  if (!std::is_sorted(starts.begin(), starts.end())) sort_times(starts);
+  sort_times(ends);
+  sort_times(instant_ends);
 
   constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
   std::size_t si = 0, ei = 0, zi = 0;

@@ -83,6 +83,34 @@ TEST(CcuSweep, MatchesBruteForceOverEveryInstant) {
   }
 }
 
+TEST(CcuSweep, LargeInputsOverAWideSpanMatchBruteForce) {
+  // Enough sessions for the radix sort of the sweep, over a span needing several of its
+  // passes, from a negative base. The most sessions are open at a bucket's first instant
+  // or at a start inside it, so brute force checks those instants.
+  std::mt19937_64 rng(11);
+  const int64_t base = -(int64_t{1} << 40), span = int64_t{1} << 34;
+  std::vector<OpenInterval> sessions;
+  for (int i = 0; i < 6000; ++i) {
+    const int64_t start = base + static_cast<int64_t>(rng() % static_cast<uint64_t>(span));
+    const int64_t length = rng() % 5 == 0 ? 0 : static_cast<int64_t>(rng() % (uint64_t{1} << 32));
+    sessions.push_back({start, start + length});
+  }
+  const int64_t count = 12, length = span / count;
+  const auto got = max_concurrency(sessions, base, length, count);
+  auto open_at = [&](int64_t t) {
+    int64_t open = 0;
+    for (const auto& s : sessions) open += (s.start <= t && t < s.end) || (s.start == t && s.end == t);
+    return open;
+  };
+  for (int64_t b = 0; b < count; ++b) {
+    const int64_t begin = base + b * length, end = begin + length;
+    int64_t best = open_at(begin);
+    for (const auto& s : sessions)
+      if (s.start >= begin && s.start < end) best = std::max(best, open_at(s.start));
+    EXPECT_EQ(got[b], best) << "bucket " << b;
+  }
+}
+
 TEST(CcuSweep, AReconnectAtTheSameInstantCountsOnce) {
   const auto ccu = max_concurrency({{0, 100}, {100, 200}}, 0, 1000, 1);
   EXPECT_EQ(ccu[0], 1);
