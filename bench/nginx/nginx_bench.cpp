@@ -27,6 +27,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <dirent.h>
@@ -188,6 +189,20 @@ HlsFigures hls_round(bool with_module, const Settings& s, const std::string& scr
   return f;
 }
 
+// One round's baseline and module runs, in the given order: {baseline, module}.
+template <class Run>
+auto baseline_and_module(bool base_first, const Run& run) {
+  decltype(run(false)) base{}, module{};
+  if (base_first) {
+    base = run(false);
+    module = run(true);
+  } else {
+    module = run(true);
+    base = run(false);
+  }
+  return std::pair(base, module);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -228,25 +243,12 @@ int main(int argc, char** argv) {
     // Alternate which goes first, so a slow start (leftovers of the previous run,
     // other load on the box) does not always hit the same side.
     const bool base_first = round % 2 == 0;
-    double b = 0, m = 0;
-    if (base_first) {
-      b = rtmp_round(false, s, flv);
-      m = rtmp_round(true, s, flv);
-    } else {
-      m = rtmp_round(true, s, flv);
-      b = rtmp_round(false, s, flv);
-    }
+    const auto [b, m] = baseline_and_module(base_first, [&](bool with_module) { return rtmp_round(with_module, s, flv); });
     std::printf("  round %d RTMP worker CPU: baseline %.4f s, with StreamTally %.4f s\n", round + 1, b, m);
     rtmp_base += b;
     rtmp_mod += m;
-    HlsFigures hb, hm;
-    if (base_first) {
-      hb = hls_round(false, s, script);
-      hm = hls_round(true, s, script);
-    } else {
-      hm = hls_round(true, s, script);
-      hb = hls_round(false, s, script);
-    }
+    const auto [hb, hm] =
+        baseline_and_module(base_first, [&](bool with_module) { return hls_round(with_module, s, script); });
     std::printf("  round %d HLS: baseline %.0f req/s (%.1f us CPU/req), with StreamTally %.0f req/s (%.1f us CPU/req)\n",
                 round + 1, hb.requests_per_s, hb.cpu_us_per_request, hm.requests_per_s, hm.cpu_us_per_request);
     // every round lasts the same: summing req/s and CPU x requests gives the totals

@@ -25,8 +25,13 @@ std::string_view dimension_value(const IngestRecord& r, std::string_view dimensi
   return r.browser;
 }
 
-std::string tags_json(const SessionRecord& r) {
-  if (r.tags.empty()) return {};
+// The nullable columns end_reason and tags: NULL when the record has none.
+std::optional<std::string> end_reason_column(const SessionRecord& r) {
+  if (r.end_reason == EndReason::None) return std::nullopt;
+  return std::string(to_string(r.end_reason));
+}
+std::optional<std::string> tags_column(const SessionRecord& r) {
+  if (r.tags.empty()) return std::nullopt;
   return nlohmann::json(r.tags).dump();
 }
 
@@ -39,14 +44,7 @@ void bind_session(Statement& s, const IngestRecord& in, const FamilyIds& ids) {
   s.bind(11, r.referer).bind(12, in.referer_domain).bind(13, r.user_id).bind(14, r.token).bind(15, r.started_at);
   s.bind(16, r.updated_at).bind(17, r.ended_at).bind(18, last_t).bind(19, std::max(r.started_at, last_t));
   s.bind(20, static_cast<int64_t>(r.bytes_in)).bind(21, static_cast<int64_t>(r.bytes_out));
-  if (r.end_reason == EndReason::None)
-    s.bind_null(22);
-  else
-    s.bind(22, to_string(r.end_reason));
-  if (r.tags.empty())
-    s.bind_null(23);
-  else
-    s.bind(23, tags_json(r));
+  s.bind(22, end_reason_column(r)).bind(23, tags_column(r));
   s.bind(24, in.country).bind(25, in.device_type).bind(26, in.os).bind(27, in.browser).bind(28, ids[0]).bind(29, ids[1]);
 }
 
@@ -57,15 +55,7 @@ void bind_session_fast(Statement& u, const IngestRecord& in, int64_t id) {
   u.bind(1, r.seq).bind(2, to_string(r.state)).bind(3, r.client_ip).bind(4, r.user_agent).bind(5, r.referer);
   u.bind(6, in.referer_domain).bind(7, r.user_id).bind(8, r.token).bind(9, r.updated_at).bind(10, r.ended_at);
   u.bind(11, t).bind(12, std::max(r.started_at, t)).bind(13, static_cast<int64_t>(r.bytes_in));
-  u.bind(14, static_cast<int64_t>(r.bytes_out));
-  if (r.end_reason == EndReason::None)
-    u.bind_null(15);
-  else
-    u.bind(15, to_string(r.end_reason));
-  if (r.tags.empty())
-    u.bind_null(16);
-  else
-    u.bind(16, tags_json(r));
+  u.bind(14, static_cast<int64_t>(r.bytes_out)).bind(15, end_reason_column(r)).bind(16, tags_column(r));
   u.bind(17, id);
 }
 
@@ -100,8 +90,7 @@ Result<FamilyIds> ApplyGroup::dims_of(const IngestRecord& r) {
     Statement& s = w_.insert_dims[f];
     for (std::size_t i = 0; i < family.dimensions.size(); ++i)
       s.bind(static_cast<int>(i + 1), dimension_value(r, family.dimensions[i]));
-    Status st = s.run();
-    s.reset();
+    Status st = s.run_and_reset();
     if (!st) return Error{st.error()};
     ids[f] = sqlite3_last_insert_rowid(w_.db.get());
     w_.dims_ids[f].emplace(key, ids[f]);
@@ -121,15 +110,12 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
   std::optional<StoredSession> found;
   if (r.seq == 0) {  // not cached and seq 0: almost always a new session, try the insert first
     bind_session(w_.insert_new_session, in, ids);
-    Status st = w_.insert_new_session.run();
-    w_.insert_new_session.reset();
+    Status st = w_.insert_new_session.run_and_reset();
     if (!st) return Error{st.error()};
     if (sqlite3_changes(db) == 1) found = stored_from(in, sqlite3_last_insert_rowid(db), ids), inserted = true;
   }
   if (!found) {
-    Statement& q = w_.find_session;
-    q.bind(1, r.server_id).bind(2, r.session_id);
-    if (q.step()) {
+    Status st = w_.find_session.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
       StoredSession s;
       s.id = q.int64(0), s.seq = q.int64(1), s.started_at = q.int64(2), s.last_t = q.int64(3);
       s.play = q.text_equals(4, "play");
@@ -137,16 +123,12 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
       s.bytes_in = q.int64(7), s.bytes_out = q.int64(8);
       s.closed = q.text_equals(9, "closed");
       found = s;
-    }
-    const bool failed = q.failed();
-    std::string error = q.error();
-    q.reset();
-    if (failed) return Error{error};
+    });
+    if (!st) return Error{st.error()};
   }
   if (!found) {
     bind_session(w_.insert_session, in, ids);
-    Status st = w_.insert_session.run();
-    w_.insert_session.reset();
+    Status st = w_.insert_session.run_and_reset();
     if (!st) return Error{st.error()};
     found = stored_from(in, sqlite3_last_insert_rowid(db), ids), inserted = true;
   }
@@ -160,8 +142,7 @@ Status ApplyGroup::insert_points() {
   for (const auto& [session, p] : points_) {
     Statement& s = w_.insert_update;
     s.bind(1, session).bind(2, p.seq).bind(3, p.t).bind(4, p.bytes_in).bind(5, p.bytes_out);
-    Status st = s.run();
-    s.reset();
+    Status st = s.run_and_reset();
     if (!st) return st;
   }
   points_.clear();
@@ -171,13 +152,10 @@ Status ApplyGroup::insert_points() {
 Result<std::vector<UpdatePoint>> ApplyGroup::read_chain(int64_t session) {
   if (Status s = insert_points(); !s) return Error{s.error()};
   std::vector<UpdatePoint> chain;
-  Statement& q = w_.read_chain;
-  q.bind(1, session);
-  while (q.step()) chain.push_back({q.int64(0), q.int64(1), q.int64(2), q.int64(3)});
-  const bool failed = q.failed();
-  std::string error = q.error();
-  q.reset();
-  if (failed) return Error{error};
+  Status st = w_.read_chain.bind(1, session).each_row([&](const Statement& q) {
+    chain.push_back({q.int64(0), q.int64(1), q.int64(2), q.int64(3)});
+  });
+  if (!st) return Error{st.error()};
   return chain;
 }
 
@@ -203,8 +181,7 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
     // At or below it: a re-send or a late update; the chain decides.
     if (Status st = insert_points(); !st) return Error{st.error()};
     w_.insert_update.bind(1, s.id).bind(2, point.seq).bind(3, point.t).bind(4, point.bytes_in).bind(5, point.bytes_out);
-    Status st = w_.insert_update.run();
-    w_.insert_update.reset();
+    Status st = w_.insert_update.run_and_reset();
     if (!st) return Error{st.error()};
     if (sqlite3_changes(w_.db.get()) == 0) return false;  // this seq is already in the chain
   }
@@ -261,8 +238,7 @@ Status ApplyGroup::write() {
       bind_session(u, *s->pending.record, s->dims), u.bind(30, s->id);
     else
       bind_session_fast(u, *s->pending.record, s->id);
-    Status st = u.run();
-    u.reset();
+    Status st = u.run_and_reset();
     if (!st) return st;
     s->pending = {};
   }
@@ -274,15 +250,13 @@ Status ApplyGroup::write() {
       Statement& s = w_.upsert_rollup[cell.family][level];
       s.bind(1, cell.bucket).bind(2, cell.dims).bind(3, c.starts).bind(4, c.views).bind(5, c.ends).bind(6, c.bytes_in);
       s.bind(7, c.bytes_out).bind(8, c.viewtime_ms);
-      Status st = s.run();
-      s.reset();
+      Status st = s.run_and_reset();
       if (!st) return st;
     }
   }
   if (max_session_ms_grew_) {
     w_.set_meta.bind(1, std::string_view("max_session_ms")).bind(2, max_session_ms_);
-    Status st = w_.set_meta.run();
-    w_.set_meta.reset();
+    Status st = w_.set_meta.run_and_reset();
     if (!st) return st;
   }
   return Status::Ok();

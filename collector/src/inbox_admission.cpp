@@ -11,13 +11,10 @@ Result<Admission::Seen> Admission::applied_state(const SessionRecord& r, const s
     seen.applied_max_seq = it->second.seq;
     return seen;
   }
-  Statement& q = w_.find_session;
-  q.bind(1, r.server_id).bind(2, r.session_id);
-  if (q.step()) seen.session = q.int64(0), seen.applied_max_seq = q.int64(1);
-  const bool failed = q.failed();
-  std::string error = failed ? q.error() : std::string();
-  q.reset();
-  if (failed) return Error{error};
+  Status st = w_.find_session.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
+    seen.session = q.int64(0), seen.applied_max_seq = q.int64(1);
+  });
+  if (!st) return Error{st.error()};
   return seen;
 }
 
@@ -33,15 +30,12 @@ Result<bool> Admission::admit(const SessionRecord& r) {
   Seen& seen = it->second;
   bool duplicate = std::find(seen.inbox_seqs.begin(), seen.inbox_seqs.end(), r.seq) != seen.inbox_seqs.end();
   if (!duplicate && r.seq <= seen.applied_max_seq) {  // a re-send or a late update: ask the chain
-    Statement& q = w_.find_point;
-    q.bind(1, seen.session).bind(2, r.seq);
-    duplicate = q.step();
-    const bool failed = q.failed();
-    std::string error = failed ? q.error() : std::string();
-    q.reset();
-    if (failed) {
+    Status st = w_.find_point.bind(1, seen.session).bind(2, r.seq).each_row([&](const Statement&) {
+      duplicate = true;
+    });
+    if (!st) {
       if (inserted) pending_.erase(it);
-      return Error{error};
+      return Error{st.error()};
     }
   }
   if (duplicate) {

@@ -56,11 +56,9 @@ Result<IngestOutcome> SqliteStore::journal_batch(const IngestBatch& batch, int64
 
   IngestOutcome outcome;
   if (!batch.idempotency_key.empty()) {
-    w.find_batch.bind(1, batch.idempotency_key);
-    const bool seen = w.find_batch.step();
-    const bool failed = w.find_batch.failed();
-    w.find_batch.reset();
-    if (failed) return fail(w.find_batch.error());
+    bool seen = false;
+    Status st = w.find_batch.bind(1, batch.idempotency_key).each_row([&](const Statement&) { seen = true; });
+    if (!st) return fail(st.error());
     if (seen) {
       (void)exec_sql_status(db, "RELEASE batch");
       outcome.replayed = true;
@@ -83,15 +81,13 @@ Result<IngestOutcome> SqliteStore::journal_batch(const IngestBatch& batch, int64
     inbox_row_.clear();
     encode_inbox_records(fresh, inbox_row_);
     w.insert_inbox.bind(1, outcome.accepted).bind_blob(2, inbox_row_.data(), inbox_row_.size());
-    Status st = w.insert_inbox.run();
-    w.insert_inbox.reset();
+    Status st = w.insert_inbox.run_and_reset();
     if (!st) return fail(st.error());
   }
   if (!batch.idempotency_key.empty()) {
     w.insert_batch.bind(1, batch.idempotency_key).bind(2, outcome.accepted).bind(3, outcome.duplicates);
     w.insert_batch.bind(4, now_ms());
-    Status st = w.insert_batch.run();
-    w.insert_batch.reset();
+    Status st = w.insert_batch.run_and_reset();
     if (!st) return fail(st.error());
   }
   if (Status s = exec_sql_status(db, "RELEASE batch"); !s) return fail(s.error());
@@ -184,13 +180,11 @@ Status SqliteStore::apply_chunk(int64_t& after, bool& more) {
       std::fprintf(stderr, "streamtally-collector: inbox row %lld moved to inbox_damaged: %s\n",
                    static_cast<long long>(row.id), row.damage.c_str());
       w.keep_damaged.bind(1, row.id).bind(2, row.damage).bind(3, now_ms());
-      Status st = w.keep_damaged.run();
-      w.keep_damaged.reset();
+      Status st = w.keep_damaged.run_and_reset();
       if (!st) return abandon(st.error());
     }
     w.delete_inbox.bind(1, row.id);
-    Status st = w.delete_inbox.run();
-    w.delete_inbox.reset();
+    Status st = w.delete_inbox.run_and_reset();
     if (!st) return abandon(st.error());
   }
   if (Status s = tx.write(); !s) return abandon(s.error());

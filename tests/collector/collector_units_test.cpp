@@ -198,12 +198,18 @@ std::vector<IngestRecord> inbox_samples() {
   return out;
 }
 
-TEST(InboxCodec, EveryFieldRoundTrips) {
-  const auto records = inbox_samples();
+// The samples as one inbox row.
+std::string encoded(const std::vector<IngestRecord>& records) {
   std::vector<const IngestRecord*> pointers;
   for (const auto& r : records) pointers.push_back(&r);
   std::string row;
   encode_inbox_records(pointers, row);
+  return row;
+}
+
+TEST(InboxCodec, EveryFieldRoundTrips) {
+  const auto records = inbox_samples();
+  const std::string row = encoded(records);
   auto decoded = decode_inbox_records(row);
   ASSERT_TRUE(decoded.ok()) << decoded.error();
   ASSERT_EQ(decoded->size(), records.size());
@@ -218,11 +224,7 @@ TEST(InboxCodec, EveryFieldRoundTrips) {
 }
 
 TEST(InboxCodec, DamagedRowsAreErrorsNeverCrashes) {
-  const auto records = inbox_samples();
-  std::vector<const IngestRecord*> pointers;
-  for (const auto& r : records) pointers.push_back(&r);
-  std::string row;
-  encode_inbox_records(pointers, row);
+  const std::string row = encoded(inbox_samples());
   // Every truncation, and a row with trailing bytes, is refused with a reason.
   for (std::size_t n = 0; n < row.size(); n += (n < 200 ? 1 : 997)) {
     auto cut = decode_inbox_records(std::string_view(row).substr(0, n));

@@ -16,6 +16,15 @@ using namespace streamtally::nginx_test;
 
 namespace {
 
+// HTTP only, two workers, sessions closed 2 s after their last request.
+NginxOptions two_hls_workers() {
+  NginxOptions o;
+  o.rtmp = false;
+  o.workers = 2;
+  o.session_timeout = "2s";
+  return o;
+}
+
 void write_segment(const std::string& dir) {
   std::ofstream(dir + "/seg.ts") << std::string(40000, 's');
 }
@@ -41,11 +50,7 @@ std::vector<SessionRecord> sessions_with_token(const std::vector<SessionRecord>&
 }  // namespace
 
 TEST(NginxLifecycle, ReloadNeitherLosesNorDoubleCounts) {
-  NginxOptions o;
-  o.rtmp = false;
-  o.workers = 2;
-  o.session_timeout = "2s";
-  Nginx nginx(o);
+  Nginx nginx(two_hls_workers());
   write_segment(nginx.hls_dir());
   nginx.start();
 
@@ -198,11 +203,7 @@ TEST(NginxLifecycle, SessionsOfAKilledWorkerAreRecoveredByItsSuccessor) {
 // surviving worker's sessions are untouched (and keep the bytes the killed worker
 // served for them), and viewers of the killed worker start new sessions.
 TEST(NginxLifecycle, KillingOneOfTwoWorkersSplitsOnlyItsOwnSessions) {
-  NginxOptions o;
-  o.rtmp = false;
-  o.workers = 2;
-  o.session_timeout = "2s";
-  Nginx nginx(o);
+  Nginx nginx(two_hls_workers());
   write_segment(nginx.hls_dir());
   nginx.start();
   const auto workers = nginx.worker_pids();

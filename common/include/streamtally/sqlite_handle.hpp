@@ -69,6 +69,21 @@ class Statement {
   bool step() { return step_rc() == SQLITE_ROW; }
   Status run();  // steps to completion
   void reset();
+  // Steps to completion, then reset() for the next run: the outcome, with SQLite's message.
+  Status run_and_reset() {
+    Status s = run();
+    reset();
+    return s;
+  }
+  // Calls row(*this) for every row, then reset() for the next run: the first failure,
+  // with its message (reset() clears error(), so it must be read before).
+  template <class F>
+  Status each_row(F&& row) {
+    while (step()) row(*this);
+    Status s = failed() ? Status(Error{error_}) : Status::Ok();
+    reset();
+    return s;
+  }
   // One step of a statement without rows, then reset() for the next run: the result code.
   int step_and_reset() {
     const int rc = step_rc();
