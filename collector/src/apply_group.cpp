@@ -13,16 +13,30 @@ namespace {
 int64_t point_time(const SessionRecord& r) { return r.ended_at ? *r.ended_at : r.updated_at; }
 
 // A rollup dimension's value for a record.
-std::string_view dimension_value(const IngestRecord& r, std::string_view dimension) {
-  if (dimension == "stream") return r.record.stream;
-  if (dimension == "server") return r.record.server_id;
-  if (dimension == "host") return r.record.host;
-  if (dimension == "type") return to_string(r.record.type);
-  if (dimension == "protocol") return to_string(r.record.protocol);
-  if (dimension == "country") return r.country;
-  if (dimension == "device_type") return r.device_type;
-  if (dimension == "os") return r.os;
-  return r.browser;
+using DimensionGetter = std::string_view (*)(const IngestRecord&);
+DimensionGetter getter_for(std::string_view dimension) {
+  if (dimension == "stream") return [](const IngestRecord& r) -> std::string_view { return r.record.stream; };
+  if (dimension == "server") return [](const IngestRecord& r) -> std::string_view { return r.record.server_id; };
+  if (dimension == "host") return [](const IngestRecord& r) -> std::string_view { return r.record.host; };
+  if (dimension == "type") return [](const IngestRecord& r) { return to_string(r.record.type); };
+  if (dimension == "protocol") return [](const IngestRecord& r) { return to_string(r.record.protocol); };
+  if (dimension == "country") return [](const IngestRecord& r) -> std::string_view { return r.country; };
+  if (dimension == "device_type") return [](const IngestRecord& r) -> std::string_view { return r.device_type; };
+  if (dimension == "os") return [](const IngestRecord& r) -> std::string_view { return r.os; };
+  return [](const IngestRecord& r) -> std::string_view { return r.browser; };
+}
+
+// Each family's getters in the order of its dimensions: resolved once, not per record.
+using FamilyGetters = std::array<std::array<DimensionGetter, 5>, kFamilyCount>;
+const FamilyGetters& family_getters() {
+  static const FamilyGetters getters = [] {
+    FamilyGetters g{};
+    for (std::size_t f = 0; f < kFamilyCount; ++f)
+      for (std::size_t i = 0; i < kRollupFamilies[f].dimensions.size(); ++i)
+        g[f][i] = getter_for(kRollupFamilies[f].dimensions[i]);
+    return g;
+  }();
+  return getters;
 }
 
 // The nullable columns end_reason and tags: NULL when the record has none.
@@ -80,21 +94,20 @@ StoredSession stored_from(const IngestRecord& in, int64_t id, const FamilyIds& i
 Result<FamilyIds> ApplyGroup::dims_of(const IngestRecord& r) {
   FamilyIds ids{};
   for (std::size_t f = 0; f < kFamilyCount; ++f) {
-    const RollupFamily& family = kRollupFamilies[f];
-    std::string key;
-    for (const char* d : family.dimensions) append_dims_key_part(key, dimension_value(r, d));
-    if (auto it = w_.dims_ids[f].find(key); it != w_.dims_ids[f].end()) {
+    const auto& getters = family_getters()[f];
+    dims_key_.clear();
+    for (DimensionGetter get : getters) append_dims_key_part(dims_key_, get(r));
+    if (auto it = w_.dims_ids[f].find(dims_key_); it != w_.dims_ids[f].end()) {
       ids[f] = it->second;
       continue;
     }
     Statement& s = w_.insert_dims[f];
-    for (std::size_t i = 0; i < family.dimensions.size(); ++i)
-      s.bind(static_cast<int>(i + 1), dimension_value(r, family.dimensions[i]));
+    for (std::size_t i = 0; i < getters.size(); ++i) s.bind(static_cast<int>(i + 1), getters[i](r));
     Status st = s.run_and_reset();
     if (!st) return Error{st.error()};
     ids[f] = sqlite3_last_insert_rowid(w_.db.get());
-    w_.dims_ids[f].emplace(key, ids[f]);
-    new_dims_keys_.emplace_back(f, std::move(key));
+    w_.dims_ids[f].emplace(dims_key_, ids[f]);
+    new_dims_keys_.emplace_back(f, dims_key_);
   }
   return ids;
 }

@@ -57,6 +57,7 @@ class ApplyGroup {
   std::vector<std::pair<int64_t, UpdatePoint>> points_;  // (session, point) not inserted yet
   std::vector<Entry> touched_;    // cache entries of the group's sessions (repeats allowed)
   std::vector<std::pair<std::size_t, std::string>> new_dims_keys_;  // to forget when abandoned
+  std::string dims_key_;  // dims_of()'s key buffer, reused
 };
 
 }  // namespace streamtally::collector
