@@ -2,49 +2,83 @@
 
 #include <algorithm>
 
+#include "session_cache.hpp"
+
 namespace streamtally::collector {
 
-Result<Admission::Seen> Admission::applied_state(const SessionRecord& r, const std::string& key) {
-  Seen seen;
-  if (auto it = w_.sessions.find(key); it != w_.sessions.end()) {
-    seen.session = it->second.id;
-    seen.applied_max_seq = it->second.seq;
-    return seen;
-  }
-  Status st = w_.find_session.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
-    seen.session = q.int64(0), seen.applied_max_seq = q.int64(1);
+Result<std::unique_ptr<Admission>> Admission::open(const std::string& store_path) {
+  auto db = open_database(store_path, true);
+  if (!db) return Error{db.error()};
+  std::unique_ptr<Admission> a(new Admission());
+  a->db_ = std::move(*db);
+  a->find_session_ = Statement(a->db_.get(), "SELECT id, seq FROM sessions WHERE server_id = ?1 AND session_id = ?2");
+  a->find_point_ = Statement(a->db_.get(), "SELECT 1 FROM updates WHERE session = ?1 AND seq = ?2");
+  for (const Statement* s : {&a->find_session_, &a->find_point_})
+    if (!s->ok()) return Error{store_path + ": " + s->error()};
+  return a;
+}
+
+Status Admission::look_up_session(const SessionRecord& r, Seen& seen) {
+  return find_session_.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
+    seen.session = q.int64(0);
+    seen.max_seq = std::max(seen.max_seq, q.int64(1));
   });
-  if (!st) return Error{st.error()};
-  return seen;
+}
+
+void Admission::prune(Seen& seen) const {
+  std::erase_if(seen.waiting, [&](const Waiting& w) { return w.row <= applied_through_; });
 }
 
 Result<bool> Admission::admit(const SessionRecord& r) {
   std::string key = session_key(r.server_id, r.session_id);
-  auto it = pending_.find(key);
-  const bool inserted = it == pending_.end();
+  auto it = seen_.find(key);
+  const bool inserted = it == seen_.end();
   if (inserted) {
-    auto seen = applied_state(r, key);
-    if (!seen) return Error{seen.error()};
-    it = pending_.emplace(std::move(key), std::move(*seen)).first;
+    Seen fresh;
+    if (Status st = look_up_session(r, fresh); !st) return Error{st.error()};
+    it = seen_.emplace(std::move(key), std::move(fresh)).first;
   }
   Seen& seen = it->second;
-  bool duplicate = std::find(seen.inbox_seqs.begin(), seen.inbox_seqs.end(), r.seq) != seen.inbox_seqs.end();
-  if (!duplicate && r.seq <= seen.applied_max_seq) {  // a re-send or a late update: ask the chain
-    Status st = w_.find_point.bind(1, seen.session).bind(2, r.seq).each_row([&](const Statement&) {
-      duplicate = true;
-    });
+  prune(seen);
+  bool duplicate = false;
+  if (r.seq <= seen.max_seq) {  // a re-send or a late update
+    duplicate = std::any_of(seen.waiting.begin(), seen.waiting.end(), [&](const Waiting& w) { return w.seq == r.seq; });
+    // Not waiting: applied, or never seen. The session's row exists once any of its
+    // records is applied; it may have been applied since admission last looked.
+    Status st = Status::Ok();
+    if (!duplicate && seen.session == 0) st = look_up_session(r, seen);
+    if (st && !duplicate && seen.session != 0)
+      st = find_point_.bind(1, seen.session).bind(2, r.seq).each_row([&](const Statement&) { duplicate = true; });
     if (!st) {
-      if (inserted) pending_.erase(it);
+      if (inserted) seen_.erase(it);
       return Error{st.error()};
     }
   }
   if (duplicate) {
-    if (inserted) pending_.erase(it);
+    if (inserted) seen_.erase(it);
     return false;
   }
-  seen.inbox_seqs.push_back(r.seq);
-  undo_.push_back({&*it, inserted});
+  undo_.push_back({&*it, inserted, seen.max_seq});
+  seen.waiting.push_back({r.seq, kNoRow});
+  seen.max_seq = std::max(seen.max_seq, r.seq);
   return true;
+}
+
+void Admission::admitted_into(int64_t row) {
+  for (std::size_t i = batch_mark_; i < undo_.size(); ++i)
+    for (auto w = undo_[i].entry->second.waiting.rbegin(); w != undo_[i].entry->second.waiting.rend() && w->row == kNoRow; ++w)
+      w->row = row;
+}
+
+void Admission::begin_group() {
+  group_mark_ = batch_mark_ = undo_.size();
+  // Bounded memory: past the bound, sessions with nothing waiting are forgotten (a
+  // later record of theirs costs one indexed read again).
+  if (seen_.size() > kMaxCachedSessions && undo_.empty())
+    for (auto it = seen_.begin(); it != seen_.end();) {
+      prune(it->second);
+      it = it->second.waiting.empty() ? seen_.erase(it) : std::next(it);
+    }
 }
 
 void Admission::undo_to(std::size_t mark) {
@@ -52,10 +86,11 @@ void Admission::undo_to(std::size_t mark) {
   while (undo_.size() > mark) {
     const Undo u = undo_.back();
     undo_.pop_back();
-    u.entry->second.inbox_seqs.pop_back();
+    u.entry->second.waiting.pop_back();
+    u.entry->second.max_seq = u.max_seq_before;
     if (u.inserted) {
       const std::string key = u.entry->first;  // not a reference into the node being erased
-      pending_.erase(key);
+      seen_.erase(key);
     }
   }
   batch_mark_ = std::min(batch_mark_, mark);

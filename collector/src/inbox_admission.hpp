@@ -2,61 +2,79 @@
 // its batch is acknowledged, before the record is applied (sqlite_store.hpp, "Inbox").
 //
 // A record is a duplicate when its (server_id, session_id, seq) was seen before:
-// either it waits in the inbox (remembered here since it was admitted) or it is
-// applied (its seq is in the session's update chain). Most records are the next
-// update of a session: their seq is above the highest applied one, which the writer's
-// session cache or one indexed read of the session row tells, so the chain is read
-// only for a seq at or below it (a re-send or a late update).
+// either it was admitted into the inbox, or it is applied (its seq is in the session's
+// update chain). Every applied record was admitted first, so what admission remembers
+// of a session — the highest seq applied when it first looked, raised by every seq
+// admitted since — is never below the truth: a seq above it (the next update, the
+// common case) is new without reading anything. A seq at or below it is a re-send or
+// a late update: it is looked up among the seqs that wait in the inbox, then in the
+// chain.
 //
-// What the inbox holds is remembered until the inbox has been applied; what a batch
-// admitted is forgotten again when the batch or its whole group fails to commit.
+// Admission reads the store through its own read-only connection: the applier writes
+// the store at the same time. A waiting seq is forgotten only once the transaction that
+// applied its inbox row has committed (applied_through), so the chain lookup sees it.
+// What a batch admitted is forgotten again when the batch or its group fails to commit.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include "sqlite_writer.hpp"
+#include "sqlite_database.hpp"
 #include "store.hpp"
 
 namespace streamtally::collector {
 
 class Admission {
  public:
-  explicit Admission(SqliteWriter& w) : w_(w) {}
+  // Reads the store file at store_path (read-only).
+  static Result<std::unique_ptr<Admission>> open(const std::string& store_path);
 
   // True when the record is new (and from now on remembered), false for a duplicate.
-  // Uses the writer's connection, inside its transaction.
   Result<bool> admit(const SessionRecord& r);
+  // The batch's records are in inbox row `row` (its transaction not committed yet).
+  void admitted_into(int64_t row);
 
   // Undo points: a batch's savepoint, a group's transaction.
-  void begin_group() { group_mark_ = undo_.size(); }
+  void begin_group();
   void begin_batch() { batch_mark_ = undo_.size(); }
   void undo_batch() { undo_to(batch_mark_); }
   void undo_group() { undo_to(group_mark_); }
   void group_committed() { undo_.clear(), group_mark_ = batch_mark_ = 0; }
 
-  // The inbox was applied: its records are in the tables now. Whatever stays in the
-  // inbox (a row that failed to apply) must be remembered again by the caller.
-  void forget_all() { pending_.clear(), undo_.clear(), group_mark_ = batch_mark_ = 0; }
+  // The inbox rows up to and including `row` are applied and committed.
+  void applied_through(int64_t row) { applied_through_ = row; }
 
  private:
-  struct Seen {
-    int64_t session = 0;                  // sessions.id; 0 when the session is not applied yet
-    int64_t applied_max_seq = INT64_MIN;  // highest seq in its applied chain
-    std::vector<int64_t> inbox_seqs;      // seqs admitted since the inbox was last applied
+  static constexpr int64_t kNoRow = INT64_MAX;  // admitted by the batch in progress
+  struct Waiting {
+    int64_t seq;
+    int64_t row;  // inbox row, kNoRow until admitted_into()
   };
-  Result<Seen> applied_state(const SessionRecord& r, const std::string& key);
+  struct Seen {
+    int64_t session = 0;                 // sessions.id; 0 when not applied when last looked
+    int64_t max_seq = INT64_MIN;         // highest seq applied or admitted
+    std::vector<Waiting> waiting;        // admitted, not known to be applied
+  };
+  Admission() = default;
+  Status look_up_session(const SessionRecord& r, Seen& seen);
+  // Drops the waiting seqs whose rows are applied.
+  void prune(Seen& seen) const;
   void undo_to(std::size_t mark);
 
-  SqliteWriter& w_;
-  std::unordered_map<std::string, Seen> pending_;  // by session_key()
-  // What one admission did: added a seq to an entry (pop it), after inserting the entry
-  // (then erase it). Pointers, not iterators: they stay valid when the map rehashes.
+  SqliteDb db_;
+  Statement find_session_, find_point_;
+  std::unordered_map<std::string, Seen> seen_;  // by session_key()
+  int64_t applied_through_ = 0;
+  // What one admission did: added a seq to an entry (pop it, restore max_seq), after
+  // inserting the entry (then erase it). Pointers, not iterators: they stay valid when
+  // the map rehashes.
   struct Undo {
     std::unordered_map<std::string, Seen>::value_type* entry;
     bool inserted;
+    int64_t max_seq_before;
   };
   std::vector<Undo> undo_;
   std::size_t group_mark_ = 0, batch_mark_ = 0;

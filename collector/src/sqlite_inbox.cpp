@@ -6,6 +6,7 @@
 #include "apply_group.hpp"
 #include "inbox_admission.hpp"
 #include "inbox_codec.hpp"
+#include "inbox_file.hpp"
 #include "sqlite_store.hpp"
 #include "sqlite_writer.hpp"
 #include "streamtally/clock.hpp"
@@ -15,22 +16,20 @@ namespace streamtally::collector {
 // ---- acknowledging ---------------------------------------------------------------------
 
 void SqliteStore::journal_group(std::vector<std::shared_ptr<PendingBatch>>& group) {
-  std::lock_guard lock(writer_mutex_);
-  sqlite3* db = writer_->db.get();
+  std::lock_guard lock(inbox_mutex_);
   auto finish_all = [&](const std::string& error) {
     for (auto& p : group) {
       if (!error.empty()) p->result = Error{error};
       p->done = true;
     }
   };
-  if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE"); !s) return finish_all("store busy: " + s.error());
+  if (Status s = inbox_->begin(); !s) return finish_all("store busy: " + s.error());
   admission_->begin_group();
   int64_t added = 0;
   for (auto& p : group) p->result = journal_batch(*p->batch, added);
-  if (Status s = exec_sql_status(db, "COMMIT"); !s) {
-    (void)exec_sql_status(db, "ROLLBACK");
+  if (Status s = inbox_->commit(); !s) {
+    inbox_->rollback();
     admission_->undo_group();
-    writer_->reset_all();
     return finish_all("store: commit failed: " + s.error());
   }
   admission_->group_committed();
@@ -43,24 +42,20 @@ void SqliteStore::journal_group(std::vector<std::shared_ptr<PendingBatch>>& grou
 
 // One batch under its own savepoint: its new records become one inbox row.
 Result<IngestOutcome> SqliteStore::journal_batch(const IngestBatch& batch, int64_t& inbox_records) {
-  SqliteWriter& w = *writer_;
-  sqlite3* db = w.db.get();
-  if (Status s = exec_sql_status(db, "SAVEPOINT batch"); !s) return Error{"store: " + s.error()};
+  if (Status s = inbox_->savepoint(); !s) return Error{"store: " + s.error()};
   admission_->begin_batch();
   auto fail = [&](const std::string& message) -> Result<IngestOutcome> {
-    (void)exec_sql_status(db, "ROLLBACK TO batch; RELEASE batch");
-    w.reset_all();
+    inbox_->rollback_to_savepoint();
     admission_->undo_batch();
     return Error{"store: " + message};
   };
 
   IngestOutcome outcome;
   if (!batch.idempotency_key.empty()) {
-    bool seen = false;
-    Status st = w.find_batch.bind(1, batch.idempotency_key).each_row([&](const Statement&) { seen = true; });
-    if (!st) return fail(st.error());
-    if (seen) {
-      (void)exec_sql_status(db, "RELEASE batch");
+    auto seen = inbox_->knows_key(batch.idempotency_key);
+    if (!seen) return fail(seen.error());
+    if (*seen) {
+      (void)inbox_->release();
       outcome.replayed = true;
       outcome.duplicates = static_cast<int64_t>(batch.records.size());
       return outcome;
@@ -80,17 +75,14 @@ Result<IngestOutcome> SqliteStore::journal_batch(const IngestBatch& batch, int64
   if (!fresh.empty()) {
     inbox_row_.clear();
     encode_inbox_records(fresh, inbox_row_);
-    w.insert_inbox.bind(1, outcome.accepted).bind_blob(2, inbox_row_.data(), inbox_row_.size());
-    Status st = w.insert_inbox.run_and_reset();
-    if (!st) return fail(st.error());
+    auto row = inbox_->add_row(outcome.accepted, inbox_row_);
+    if (!row) return fail(row.error());
+    admission_->admitted_into(*row);
   }
-  if (!batch.idempotency_key.empty()) {
-    w.insert_batch.bind(1, batch.idempotency_key).bind(2, outcome.accepted).bind(3, outcome.duplicates);
-    w.insert_batch.bind(4, now_ms());
-    Status st = w.insert_batch.run_and_reset();
-    if (!st) return fail(st.error());
-  }
-  if (Status s = exec_sql_status(db, "RELEASE batch"); !s) return fail(s.error());
+  if (!batch.idempotency_key.empty())
+    if (Status st = inbox_->remember_key(batch.idempotency_key, outcome.accepted, outcome.duplicates, now_ms()); !st)
+      return fail(st.error());
+  if (Status s = inbox_->release(); !s) return fail(s.error());
   inbox_records += outcome.accepted;
   return outcome;
 }
@@ -103,56 +95,44 @@ Status SqliteStore::apply_inbox() {
 }
 
 Status SqliteStore::apply_inbox_locked() {
+  // What was acknowledged until now, not what keeps arriving while this runs (a report
+  // waits for the batches acknowledged before it, not for an endless stream).
+  auto through = inbox_->last_row();
+  if (!through) return Error{"store: " + through.error()};
   // In chunks of about kApplyRecords: a long backlog (after a restart) neither builds
   // one huge transaction nor holds the writer for minutes at once.
-  int64_t after = 0;
-  for (bool more = true; more;)
-    if (Status s = apply_chunk(after, more); !s) return s;
-  // Everything acknowledged is in the tables now: admission asks them from here on.
-  admission_->forget_all();
+  while (applied_inbox_id_ < *through)
+    if (Status s = apply_chunk(*through); !s) return s;
   return Status::Ok();
 }
 
-// Applies the rows after `after` up to about kApplyRecords records in one transaction.
-Status SqliteStore::apply_chunk(int64_t& after, bool& more) {
+// Applies the rows after applied_inbox_id_ (up to `through`, about kApplyRecords records)
+// in one transaction of the store's file, which records the last row it applied; then
+// the rows are deleted from the inbox file.
+Status SqliteStore::apply_chunk(int64_t through) {
   SqliteWriter& w = *writer_;
   sqlite3* db = w.db.get();
-  struct Row {
-    int64_t id = 0;
-    int64_t records = 0;
-    std::vector<IngestRecord> decoded;
-    std::string damage;  // why the row could not be decoded
-  };
-  std::vector<Row> rows;
-  int64_t records = 0;
-  Statement& q = w.read_inbox;
-  q.bind(1, after);
-  more = true;  // unless the rows run out below
-  while (records < kApplyRecords) {
-    if (!q.step()) {
-      more = false;
-      break;
-    }
-    Row row;
-    row.id = q.int64(0);
-    row.records = q.int64(1);
-    auto decoded = decode_inbox_records(q.blob(2));
-    if (decoded)
-      row.decoded = std::move(*decoded);
-    else
-      row.damage = decoded.error();
-    records += row.records;
-    rows.push_back(std::move(row));
-  }
-  const bool failed = q.failed();
-  std::string error = failed ? q.error() : std::string();
-  q.reset();
-  if (failed) return Error{"store: reading the inbox: " + error};
-  if (rows.empty()) {
-    more = false;
+  auto rows = inbox_->rows_after(applied_inbox_id_, through, kApplyRecords);
+  if (!rows) return Error{"store: " + rows.error()};
+  if (rows->empty()) {  // deleted by hand, or by a process sharing the file: nothing to do
+    applied_inbox_id_ = through;
     return Status::Ok();
   }
-  after = rows.back().id;
+  struct Decoded {
+    std::vector<IngestRecord> records;
+    std::string damage;  // why the row could not be decoded
+  };
+  std::vector<Decoded> decoded(rows->size());
+  int64_t records = 0;
+  for (std::size_t i = 0; i < rows->size(); ++i) {
+    auto d = decode_inbox_records((*rows)[i].body);
+    if (d)
+      decoded[i].records = std::move(*d);
+    else
+      decoded[i].damage = d.error();
+    records += (*rows)[i].records;
+  }
+  const int64_t last_row = rows->back().id;
 
   if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE"); !s) return Error{"store busy: " + s.error()};
   ApplyGroup tx(w, max_session_ms_);
@@ -167,33 +147,38 @@ Status SqliteStore::apply_chunk(int64_t& after, bool& more) {
   // updates come in seq order, and each is the cheap "next update".
   std::vector<const IngestRecord*> order;
   order.reserve(static_cast<std::size_t>(records));
-  for (const Row& row : rows)
-    for (const IngestRecord& in : row.decoded) order.push_back(&in);
+  for (const Decoded& d : decoded)
+    for (const IngestRecord& in : d.records) order.push_back(&in);
   std::stable_sort(order.begin(), order.end(), [](const IngestRecord* a, const IngestRecord* b) {
     return std::pair(a->record.updated_at, a->record.seq) < std::pair(b->record.updated_at, b->record.seq);
   });
   for (const IngestRecord* in : order)
     if (auto applied = tx.add(*in); !applied) return abandon(applied.error());
-  for (const Row& row : rows) {
-    if (!row.damage.empty()) {
-      // Kept aside with the reason: never applied, never lost, never blocking the rest.
-      std::fprintf(stderr, "streamtally-collector: inbox row %lld moved to inbox_damaged: %s\n",
-                   static_cast<long long>(row.id), row.damage.c_str());
-      w.keep_damaged.bind(1, row.id).bind(2, row.damage).bind(3, now_ms());
-      Status st = w.keep_damaged.run_and_reset();
-      if (!st) return abandon(st.error());
-    }
-    w.delete_inbox.bind(1, row.id);
-    Status st = w.delete_inbox.run_and_reset();
-    if (!st) return abandon(st.error());
+  for (std::size_t i = 0; i < rows->size(); ++i) {
+    if (decoded[i].damage.empty()) continue;
+    // Kept aside with the reason: never applied, never lost, never blocking the rest.
+    const InboxFile::Row& row = (*rows)[i];
+    std::fprintf(stderr, "streamtally-collector: inbox row %lld moved to inbox_damaged: %s\n",
+                 static_cast<long long>(row.id), decoded[i].damage.c_str());
+    w.keep_damaged.bind(1, row.id).bind_blob(2, row.body.data(), row.body.size());
+    w.keep_damaged.bind(3, decoded[i].damage).bind(4, now_ms());
+    if (Status st = w.keep_damaged.run_and_reset(); !st) return abandon(st.error());
   }
+  w.set_meta.bind(1, std::string_view("applied_inbox_id")).bind(2, last_row);
+  if (Status st = w.set_meta.run_and_reset(); !st) return abandon(st.error());
   if (Status s = tx.write(); !s) return abandon(s.error());
   // Raised before the commit is visible: readers bound their range scans with it,
   // and a bound that is briefly too large is harmless, one too small is not.
   if (tx.max_session_ms() > max_session_ms_) max_session_ms_ = tx.max_session_ms();
   if (Status s = exec_sql_status(db, "COMMIT"); !s) return abandon("commit failed: " + s.error());
   tx.committed();
+  applied_inbox_id_ = last_row;
   inbox_records_ -= records;
+  std::lock_guard lock(inbox_mutex_);
+  admission_->applied_through(last_row);
+  if (Status s = inbox_->delete_through(last_row); !s)
+    std::fprintf(stderr, "streamtally-collector: deleting applied inbox rows (they are skipped): %s\n",
+                 s.error().c_str());
   return Status::Ok();
 }
 

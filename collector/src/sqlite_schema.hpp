@@ -10,7 +10,7 @@ namespace streamtally::collector {
 
 inline constexpr const char* kSqliteSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta VALUES ('schema_version', 2), ('max_session_ms', 0);
+INSERT OR IGNORE INTO meta VALUES ('schema_version', 3), ('max_session_ms', 0), ('applied_inbox_id', 0);
 
 -- Distinct combinations of each rollup family's dimensions (see kRollupFamilies).
 CREATE TABLE IF NOT EXISTS dims_a(
@@ -47,17 +47,11 @@ CREATE TABLE IF NOT EXISTS updates(
 
 -- The rollup tables (rollup_<family>_<level>) are made by sqlite_schema() below.
 
--- The inbox: records of acknowledged batches not yet applied to the tables above (one
--- row per batch, only its new records, in inbox_codec.hpp's format). Applying a row
--- and deleting it is one transaction; a row that cannot be decoded moves to
--- inbox_damaged with the reason, so it never blocks the others and is never lost.
-CREATE TABLE IF NOT EXISTS inbox(id INTEGER PRIMARY KEY, records INTEGER NOT NULL, body BLOB NOT NULL);
+-- Rows of the inbox file (inbox_file.hpp) that could not be decoded, with the reason:
+-- moved here by the transaction that applies their neighbours, so a damaged row never
+-- blocks the others and is never lost.
 CREATE TABLE IF NOT EXISTS inbox_damaged(
   id INTEGER PRIMARY KEY, body BLOB NOT NULL, error TEXT NOT NULL, moved_at INTEGER NOT NULL);
-
-CREATE TABLE IF NOT EXISTS batches(
-  idempotency_key TEXT PRIMARY KEY, accepted INTEGER NOT NULL, duplicates INTEGER NOT NULL,
-  received_at INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 
 // The three rollup levels, finest first.

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "inbox_admission.hpp"
+#include "inbox_file.hpp"
 #include "sqlite_schema.hpp"
 #include "sqlite_writer.hpp"
 #include "wal_write_buffer.hpp"
@@ -31,6 +32,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   std::unique_ptr<SqliteStore> store(new SqliteStore(path));
   if (Status s = store->init_writer(); !s) return Error{s.error()};
+  if (Status s = store->open_inbox(); !s) return Error{s.error()};
   // Rows a previous process acknowledged but did not apply (killed, or a failed apply).
   if (Status s = store->apply_inbox(); !s) return Error{path + ": applying the inbox: " + s.error()};
   store->applier_ = std::thread([s = store.get()] { s->applier_loop(); });
@@ -49,12 +51,54 @@ Status SqliteStore::init_writer() {
   writer_ = std::make_unique<SqliteWriter>();
   writer_->db = std::move(*db);
   if (Status s = writer_->prepare(); !s) return s;
-  Statement meta(writer_->db.get(), "SELECT value FROM meta WHERE key = 'max_session_ms'");
-  if (meta.step()) max_session_ms_ = meta.int64(0);
-  Statement waiting(writer_->db.get(), "SELECT coalesce(sum(records), 0) FROM inbox");
-  if (waiting.step()) inbox_records_ = waiting.int64(0);
-  if (waiting.failed()) return Error{path_ + ": " + waiting.error()};
-  admission_ = std::make_unique<Admission>(*writer_);
+  Statement meta(writer_->db.get(), "SELECT key, value FROM meta WHERE key IN ('max_session_ms', 'applied_inbox_id')");
+  Status st = meta.each_row([&](const Statement& q) {
+    if (q.text_view(0) == "max_session_ms")
+      max_session_ms_ = q.int64(1);
+    else
+      applied_inbox_id_ = q.int64(1);
+  });
+  if (!st) return Error{path_ + ": " + st.error()};
+  return Status::Ok();
+}
+
+Status SqliteStore::open_inbox() {
+  auto inbox = InboxFile::open(path_ + "-inbox");
+  if (!inbox) return Error{inbox.error()};
+  inbox_ = std::move(*inbox);
+  if (Status s = move_legacy_inbox(); !s) return s;
+  // Rows applied by the last process that it did not get to delete.
+  if (Status s = inbox_->delete_through(applied_inbox_id_); !s) return s;
+  auto waiting = inbox_->records_after(applied_inbox_id_);
+  if (!waiting) return Error{waiting.error()};
+  inbox_records_ = *waiting;
+  auto admission = Admission::open(path_);
+  if (!admission) return Error{admission.error()};
+  admission_ = std::move(*admission);
+  admission_->applied_through(applied_inbox_id_);
+  return Status::Ok();
+}
+
+// Stores made before the inbox had a file of its own (schema_version 2) kept its rows
+// and the Idempotency-Keys in the store's file: they move to the inbox file, keeping
+// their ids (none is applied: those were deleted when applied). Copying ignores what is
+// there already, so a move cut short is simply done again at the next open.
+Status SqliteStore::move_legacy_inbox() {
+  sqlite3* db = writer_->db.get();
+  bool legacy = false;
+  Status st = Statement(db, "SELECT 1 FROM sqlite_master WHERE name = 'batches'").each_row([&](const Statement&) {
+    legacy = true;
+  });
+  if (!st) return Error{path_ + ": " + st.error()};
+  if (!legacy) return Status::Ok();
+  if (Status s = inbox_->copy_legacy_tables(path_); !s) return s;
+  if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE; DROP TABLE IF EXISTS inbox; DROP TABLE batches;"
+                                       "UPDATE meta SET value = 3 WHERE key = 'schema_version'; COMMIT"); !s) {
+    (void)exec_sql_status(db, "ROLLBACK");
+    return Error{path_ + ": moving the inbox to its own file: " + s.error()};
+  }
+  std::fprintf(stderr, "streamtally-collector: %s: moved the inbox and the Idempotency-Keys to %s\n", path_.c_str(),
+               inbox_->path().c_str());
   return Status::Ok();
 }
 
@@ -114,7 +158,7 @@ Result<StoreStats> SqliteStore::stats() {
   if (count.failed()) return Error{count.error()};
   stats.inbox_records = inbox_records_.load();
   std::error_code ec;
-  for (const char* suffix : {"", "-wal", "-shm"}) {
+  for (const char* suffix : {"", "-wal", "-shm", "-inbox", "-inbox-wal", "-inbox-shm"}) {
     const auto size = std::filesystem::file_size(path_ + suffix, ec);
     if (!ec) stats.size_bytes += static_cast<int64_t>(size);
   }

@@ -1,27 +1,30 @@
-// SqliteStore: the default Store, one SQLite file in WAL mode.
+// SqliteStore: the default Store, one SQLite file in WAL mode and its inbox file.
 //
 // Tables (see sqlite_schema.hpp): sessions (latest record per session), updates
 // (every distinct seq of every session: the chain bytes are attributed from),
 // dims_a / dims_b (distinct combinations of each rollup family's dimensions),
 // rollup_<family>_m / _h / _d (additive counters per minute / hour / day and
-// combination), inbox (acknowledged records not applied yet), batches
-// (Idempotency-Keys), meta.
+// combination), inbox_damaged (inbox rows that could not be decoded), meta.
 //
 // Inbox. Ingest makes a batch durable in two steps:
 //  1. Acknowledge: the batch's new records (decided by Admission, which also counts
-//     the duplicates) are written as one inbox row, with its Idempotency-Key, in a
-//     transaction shared by every batch that arrived meanwhile (group commit: one
-//     fsync), each batch in its own SAVEPOINT so a failing one is rolled back alone.
+//     the duplicates) are written as one row of the inbox file (inbox_file.hpp), with
+//     the batch's Idempotency-Key, in a transaction shared by every batch that arrived
+//     meanwhile (group commit: one fsync), each batch in its own SAVEPOINT so a failing
+//     one is rolled back alone.
 //  2. Apply: the inbox is applied to sessions, chains and rollups (apply_group.hpp)
-//     in large transactions that delete the rows they applied. Every open session
-//     reports about once a minute, so a transaction per batch rewrote nearly every open
-//     session's row and rollup cells each time; applying ~25 000 records at once writes
-//     each of them once. It runs on the applier thread when enough records wait or a
-//     second has passed, before every report (reports read what was acknowledged), and
-//     at open and close (a process killed with -9 leaves rows: they are applied at the
-//     next open). A failure leaves the rows for the next try.
-// One writer connection does both, under writer_mutex_; queries use a pool of
-// read-only connections, so they run while the writer commits (WAL).
+//     in large transactions that also record the last row they applied. Every open
+//     session reports about once a minute, so a transaction per batch rewrote nearly
+//     every open session's row and rollup cells each time; applying ~25 000 records at
+//     once writes each of them once. It runs on the applier thread when enough records
+//     wait or a second has passed, before every report (reports read what was
+//     acknowledged), and at open and close (a process killed with -9 leaves rows: they
+//     are applied at the next open). A failure leaves the rows for the next try.
+// The two files have a write lock each, so acknowledging goes on while the applier
+// writes (on a 2-core machine that doubled ingest). The acknowledging thread holds
+// inbox_mutex_, the applier writer_mutex_ (and takes inbox_mutex_ after it, briefly,
+// to delete applied rows: never the other way round). Queries use a pool of read-only
+// connections, so they run while either commits (WAL).
 #pragma once
 
 #include <atomic>
@@ -41,6 +44,7 @@ namespace streamtally::collector {
 
 struct SqliteWriter;
 class Admission;
+class InboxFile;
 
 // Applying starts when this many acknowledged records wait, or after kApplyDelay.
 inline constexpr int64_t kApplyRecords = 25'000;
@@ -80,6 +84,8 @@ class SqliteStore final : public Store {
  private:
   explicit SqliteStore(std::string path);
   Status init_writer();
+  Status open_inbox();
+  Status move_legacy_inbox();
 
   // Group commit (see ingest()): batches waiting for the writer.
   struct PendingBatch {
@@ -96,7 +102,7 @@ class SqliteStore final : public Store {
 
   // The inbox (sqlite_inbox.cpp), with writer_mutex_ held.
   Status apply_inbox_locked();
-  Status apply_chunk(int64_t& after, bool& more);
+  Status apply_chunk(int64_t through);
   // Before every report: apply what waits in the inbox, so a report sees every batch
   // acknowledged before it (read-your-writes). stats() tries it too, but answers even
   // while applying fails: /metrics must show the backlog then.
@@ -107,10 +113,13 @@ class SqliteStore final : public Store {
   void release_reader(SqliteDb db);
 
   std::string path_;
-  std::mutex writer_mutex_;
+  std::mutex writer_mutex_;  // the store file's writer: applying
   std::unique_ptr<SqliteWriter> writer_;
-  std::unique_ptr<Admission> admission_;
-  std::string inbox_row_;  // encoding buffer, reused
+  int64_t applied_inbox_id_ = 0;  // meta.applied_inbox_id, under writer_mutex_
+  std::mutex inbox_mutex_;   // the inbox file's writer: acknowledging
+  std::unique_ptr<InboxFile> inbox_;
+  std::unique_ptr<Admission> admission_;  // under inbox_mutex_
+  std::string inbox_row_;  // encoding buffer, reused under inbox_mutex_
   std::atomic<int64_t> inbox_records_{0};  // acknowledged, not applied
 
   std::thread applier_;

@@ -12,8 +12,6 @@ void append_dims_key_part(std::string& key, std::string_view value) {
 
 Status SqliteWriter::prepare() {
   sqlite3* d = db.get();
-  find_batch = Statement(d, "SELECT accepted, duplicates FROM batches WHERE idempotency_key = ?1");
-  insert_batch = Statement(d, "INSERT INTO batches VALUES (?1, ?2, ?3, ?4)");
   find_session = Statement(d,
                            "SELECT id, seq, started_at, last_t, type, dims_a, dims_b, bytes_in, bytes_out, state "
                            "FROM sessions WHERE server_id = ?1 AND session_id = ?2");
@@ -35,15 +33,11 @@ Status SqliteWriter::prepare() {
          "end_t = ?12, bytes_in = ?13, bytes_out = ?14, end_reason = ?15, tags = ?16 WHERE id = ?17");
   insert_update = Statement(d, "INSERT OR IGNORE INTO updates VALUES (?1, ?2, ?3, ?4, ?5)");
   read_chain = Statement(d, "SELECT seq, t, bytes_in, bytes_out FROM updates WHERE session = ?1 ORDER BY seq");
-  find_point = Statement(d, "SELECT 1 FROM updates WHERE session = ?1 AND seq = ?2");
   set_meta = Statement(d, "UPDATE meta SET value = ?2 WHERE key = ?1");
-  insert_inbox = Statement(d, "INSERT INTO inbox (records, body) VALUES (?1, ?2)");
-  read_inbox = Statement(d, "SELECT id, records, body FROM inbox WHERE id > ?1 ORDER BY id");
-  delete_inbox = Statement(d, "DELETE FROM inbox WHERE id = ?1");
-  keep_damaged = Statement(d, "INSERT INTO inbox_damaged SELECT id, body, ?2, ?3 FROM inbox WHERE id = ?1");
-  std::vector<Statement*> all{&find_batch,  &insert_batch,   &find_session, &insert_session, &insert_new_session,
-                              &update_session, &update_session_fast, &insert_update, &read_chain, &find_point,
-                              &set_meta,    &insert_inbox,   &read_inbox,   &delete_inbox,   &keep_damaged};
+  keep_damaged = Statement(d, "INSERT OR REPLACE INTO inbox_damaged VALUES (?1, ?2, ?3, ?4)");
+  std::vector<Statement*> all{&find_session,        &insert_session, &insert_new_session, &update_session,
+                              &update_session_fast, &insert_update,  &read_chain,         &set_meta,
+                              &keep_damaged};
   for (std::size_t f = 0; f < kFamilyCount; ++f) {
     const RollupFamily& family = kRollupFamilies[f];
     std::string columns, params;
@@ -80,9 +74,8 @@ Status SqliteWriter::prepare() {
 }
 
 void SqliteWriter::reset_all() {
-  for (Statement* s : {&find_batch, &insert_batch, &find_session, &insert_session, &insert_new_session,
-                       &update_session, &update_session_fast, &insert_update, &read_chain, &find_point, &set_meta,
-                       &insert_inbox, &read_inbox, &delete_inbox, &keep_damaged})
+  for (Statement* s : {&find_session, &insert_session, &insert_new_session, &update_session, &update_session_fast,
+                       &insert_update, &read_chain, &set_meta, &keep_damaged})
     s->reset();
   for (auto& s : insert_dims) s.reset();
   for (auto& levels : upsert_rollup)

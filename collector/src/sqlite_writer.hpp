@@ -1,6 +1,6 @@
 // The store's writer connection: its prepared statements, the id caches of the
 // rollup families' dimension combinations and the cache of open sessions. Only the
-// thread that leads a commit group uses it (under SqliteStore's writer mutex).
+// thread that applies the inbox uses it (under SqliteStore's writer mutex).
 #pragma once
 
 #include <array>
@@ -15,9 +15,8 @@ namespace streamtally::collector {
 
 struct SqliteWriter {
   SqliteDb db;
-  Statement find_batch, insert_batch, find_session, insert_session, insert_new_session, update_session,
-      update_session_fast, insert_update, read_chain, find_point, set_meta, insert_inbox, read_inbox, delete_inbox,
-      keep_damaged;
+  Statement find_session, insert_session, insert_new_session, update_session, update_session_fast, insert_update,
+      read_chain, set_meta, keep_damaged;
   std::array<Statement, kFamilyCount> insert_dims;
   std::array<std::array<Statement, kRollupLevelCount>, kFamilyCount> upsert_rollup;
   std::array<std::unordered_map<std::string, int64_t>, kFamilyCount> dims_ids;

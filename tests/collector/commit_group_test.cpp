@@ -12,9 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <random>
 #include <thread>
 
+#include "inbox_codec.hpp"
 #include "report_api.hpp"
 #include "sqlite_database.hpp"
 #include "sqlite_store.hpp"
@@ -94,9 +96,9 @@ std::unique_ptr<SqliteStore> open_store_at(const std::string& path) {
   return std::move(*store);
 }
 
-// The Idempotency-Key of a batch is in the file, seen by a separate connection.
+// The Idempotency-Key of a batch is in the inbox file, seen by a separate connection.
 bool durable(const std::string& path, const std::string& key) {
-  auto db = open_database(path, true);
+  auto db = open_database(path + "-inbox", true);
   Statement q(db->get(), "SELECT 1 FROM batches WHERE idempotency_key = ?1");
   q.bind(1, key);
   return q.step();
@@ -176,7 +178,7 @@ TEST(CommitGroup, AFailingBatchLeavesNoTraceAndTheOthersCommit) {
     keys += (keys.empty() ? "'" : ", '") + sent[i].idempotency_key + "'";
   }
   {
-    auto db = open_database(path, false);
+    auto db = open_database(path + "-inbox", false);
     ASSERT_TRUE(exec_sql_status(db->get(), ("CREATE TRIGGER poison BEFORE INSERT ON batches WHEN "
                                             "NEW.idempotency_key IN (" + keys + ") "
                                             "BEGIN SELECT RAISE(ABORT, 'poisoned batch'); END").c_str())
@@ -199,7 +201,7 @@ TEST(CommitGroup, AFailingBatchLeavesNoTraceAndTheOthersCommit) {
   // the disk error gone): the store must end exactly where the reference is, so nothing
   // of the failed attempts stayed behind in the file or in the writer's memory.
   {
-    auto db = open_database(path, false);
+    auto db = open_database(path + "-inbox", false);
     ASSERT_TRUE(exec_sql_status(db->get(), "DROP TRIGGER poison").ok());
   }
   for (std::size_t i = 0; i < sent.size(); ++i)
@@ -217,9 +219,9 @@ TEST(CommitGroup, AFailingBatchLeavesNoTraceAndTheOthersCommit) {
   EXPECT_EQ(answers(*reopened), answers(*reference));
 }
 
-// Records waiting in the inbox, seen by a separate connection.
+// Records waiting in the inbox file, seen by a separate connection.
 int64_t inbox_records(const std::string& path) {
-  auto db = open_database(path, true);
+  auto db = open_database(path + "-inbox", true);
   Statement q(db->get(), "SELECT coalesce(sum(records), 0) FROM inbox");
   return q.step() ? q.int64(0) : -1;
 }
@@ -307,6 +309,98 @@ TEST(Inbox, WhatAProcessKilledBeforeApplyingAcknowledgedIsAppliedAtTheNextOpen) 
   auto duplicates = reopened->ingest(again);
   ASSERT_TRUE(duplicates.ok());
   EXPECT_EQ(duplicates->accepted, 0);
+}
+
+TEST(Inbox, RowsAppliedButNotYetDeletedAreNeverAppliedAgain) {
+  test::TempDir dir;
+  const auto batches = make_batches(300, 40);
+  auto reference = open_store_at(dir.file("reference.db"));
+  for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
+
+  // The inbox file refuses (silently) to delete its rows: as if each process died right
+  // after committing what it applied to the store's file, before deleting the rows.
+  const std::string path = dir.file("undeleted.db");
+  auto store = open_store_at(path);
+  {
+    auto db = open_database(path + "-inbox", false);
+    ASSERT_TRUE(exec_sql_status(db->get(), "CREATE TRIGGER keep BEFORE DELETE ON inbox BEGIN SELECT RAISE(IGNORE); END").ok());
+  }
+  int64_t accepted = 0;
+  for (const auto& b : batches) {
+    auto outcome = store->ingest(b);
+    ASSERT_TRUE(outcome.ok()) << outcome.error();
+    accepted += outcome->accepted;
+  }
+  EXPECT_EQ(answers(*store), answers(*reference));
+  EXPECT_EQ(inbox_records(path), accepted);  // applied, still in the file
+  EXPECT_EQ(store->stats()->inbox_records, 0);
+
+  // Reopened (twice: the second open starts from what the first wrote), the rows are
+  // skipped, not applied a second time.
+  for (int round = 0; round < 2; ++round) {
+    store.reset();
+    store = open_store_at(path);
+    EXPECT_EQ(store->stats()->inbox_records, 0);
+    EXPECT_EQ(answers(*store), answers(*reference)) << "round " << round;
+  }
+  // And what arrives next is applied: a re-sent key replays, a re-sent record is a duplicate.
+  auto replay = store->ingest(batches[3]);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_TRUE(replay->replayed);
+  IngestBatch again = batches[3];
+  again.idempotency_key = "again";
+  auto duplicates = store->ingest(again);
+  ASSERT_TRUE(duplicates.ok());
+  EXPECT_EQ(duplicates->accepted, 0);
+  EXPECT_EQ(duplicates->duplicates, static_cast<int64_t>(again.records.size()));
+  EXPECT_EQ(answers(*store), answers(*reference));
+}
+
+TEST(Inbox, AStoreFromBeforeTheInboxFileKeepsItsWaitingRecordsAndKeys) {
+  test::TempDir dir;
+  const auto batches = make_batches(200, 40);
+  auto reference = open_store_at(dir.file("reference.db"));
+  for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
+
+  // A store file of schema_version 2: the inbox and the Idempotency-Keys inside it,
+  // every batch acknowledged, none applied yet.
+  const std::string path = dir.file("legacy.db");
+  open_store_at(path).reset();
+  for (const char* suffix : {"-inbox", "-inbox-wal", "-inbox-shm"}) std::filesystem::remove(path + suffix);
+  {
+    auto db = open_database(path, false);
+    ASSERT_TRUE(exec_sql_status(db->get(),
+                                "CREATE TABLE inbox(id INTEGER PRIMARY KEY, records INTEGER NOT NULL, body BLOB NOT NULL);"
+                                "CREATE TABLE batches(idempotency_key TEXT PRIMARY KEY, accepted INTEGER NOT NULL, "
+                                "duplicates INTEGER NOT NULL, received_at INTEGER NOT NULL) WITHOUT ROWID;"
+                                "UPDATE meta SET value = 2 WHERE key = 'schema_version'; DELETE FROM meta WHERE key = 'applied_inbox_id'")
+                    .ok());
+    Statement row(db->get(), "INSERT INTO inbox (records, body) VALUES (?1, ?2)");
+    Statement key(db->get(), "INSERT INTO batches VALUES (?1, ?2, 0, 0)");
+    for (const auto& b : batches) {
+      std::vector<const IngestRecord*> records;
+      for (const auto& in : b.records) records.push_back(&in);
+      std::string body;
+      encode_inbox_records(records, body);
+      const auto n = static_cast<int64_t>(records.size());
+      ASSERT_TRUE(row.bind(1, n).bind_blob(2, body.data(), body.size()).run_and_reset().ok());
+      ASSERT_TRUE(key.bind(1, b.idempotency_key).bind(2, n).run_and_reset().ok());
+    }
+  }
+
+  auto store = open_store_at(path);
+  EXPECT_EQ(answers(*store), answers(*reference));
+  EXPECT_EQ(inbox_records(path), 0);
+  auto replay = store->ingest(batches[7]);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_TRUE(replay->replayed);
+  auto db = open_database(path, true);
+  Statement legacy_tables(db->get(), "SELECT count(*) FROM sqlite_master WHERE name IN ('inbox', 'batches')");
+  ASSERT_TRUE(legacy_tables.step());
+  EXPECT_EQ(legacy_tables.int64(0), 0);
+  Statement version(db->get(), "SELECT value FROM meta WHERE key = 'schema_version'");
+  ASSERT_TRUE(version.step());
+  EXPECT_EQ(version.int64(0), 3);
 }
 
 }  // namespace
