@@ -53,12 +53,10 @@ Status InboxFile::copy_legacy_tables(const std::string& store_path) {
   Status s = Statement(db, "SELECT 1 FROM legacy.sqlite_master WHERE name = 'inbox'").each_row([&](const Statement&) {
     has_inbox = true;
   });
-  if (s)
-    s = exec_sql_status(db, has_inbox ? "BEGIN IMMEDIATE;"
-                                        "INSERT OR IGNORE INTO inbox (id, records, body) SELECT id, records, body FROM legacy.inbox;"
-                                        "INSERT OR IGNORE INTO batches SELECT * FROM legacy.batches;"
-                                        "COMMIT"
-                                      : "BEGIN IMMEDIATE; INSERT OR IGNORE INTO batches SELECT * FROM legacy.batches; COMMIT");
+  if (s) s = exec_sql_status(db, "BEGIN IMMEDIATE; INSERT OR IGNORE INTO batches SELECT * FROM legacy.batches");
+  if (s && has_inbox)
+    s = exec_sql_status(db, "INSERT OR IGNORE INTO inbox (id, records, body) SELECT id, records, body FROM legacy.inbox");
+  if (s) s = exec_sql_status(db, "COMMIT");
   if (!s) (void)exec_sql_status(db, "ROLLBACK");
   (void)exec_sql_status(db, "DETACH legacy");
   return s ? s : Status(Error{path_ + ": copying the inbox from " + store_path + ": " + s.error()});

@@ -104,6 +104,28 @@ bool durable(const std::string& path, const std::string& key) {
   return q.step();
 }
 
+// A store that ingested the batches one by one, without failures: the answers to expect.
+std::unique_ptr<SqliteStore> reference_store(const test::TempDir& dir, const std::vector<IngestBatch>& batches) {
+  auto reference = open_store_at(dir.file("reference.db"));
+  for (const auto& b : batches) EXPECT_TRUE(reference->ingest(b).ok());
+  return reference;
+}
+
+// A batch sent again changes nothing: with its key it replays; without a key every
+// record is a duplicate.
+void expect_resend_is_harmless(Store& store, const IngestBatch& batch) {
+  auto replay = store.ingest(batch);
+  ASSERT_TRUE(replay.ok()) << replay.error();
+  EXPECT_TRUE(replay->replayed);
+  IngestBatch again = batch;
+  again.idempotency_key.clear();
+  auto duplicates = store.ingest(again);
+  ASSERT_TRUE(duplicates.ok()) << duplicates.error();
+  EXPECT_FALSE(duplicates->replayed);
+  EXPECT_EQ(duplicates->accepted, 0);
+  EXPECT_EQ(duplicates->duplicates, static_cast<int64_t>(again.records.size()));
+}
+
 TEST(CommitGroup, ConcurrentBatchesAreEachDurableAndGiveTheSequentialAnswers) {
   test::TempDir dir;
   const auto batches = make_batches(400, 50);
@@ -143,23 +165,14 @@ TEST(CommitGroup, ConcurrentBatchesAreEachDurableAndGiveTheSequentialAnswers) {
   EXPECT_EQ(answers(*concurrent), answers(*sequential));
 
   // Re-sent batches (same keys) replay; re-sent records without a key are duplicates.
-  IngestBatch again = batches[3];
-  auto replay = concurrent->ingest(again);
-  ASSERT_TRUE(replay.ok());
-  EXPECT_TRUE(replay->replayed);
-  again.idempotency_key.clear();
-  auto duplicates = concurrent->ingest(again);
-  ASSERT_TRUE(duplicates.ok());
-  EXPECT_EQ(duplicates->accepted, 0);
-  EXPECT_EQ(duplicates->duplicates, static_cast<int64_t>(again.records.size()));
+  expect_resend_is_harmless(*concurrent, batches[3]);
   EXPECT_EQ(answers(*concurrent), answers(*sequential));
 }
 
 TEST(CommitGroup, AFailingBatchLeavesNoTraceAndTheOthersCommit) {
   test::TempDir dir;
   auto batches = make_batches(300, 40);
-  auto reference = open_store_at(dir.file("reference.db"));
-  for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
+  auto reference = reference_store(dir, batches);
 
   // Every third batch carries one more record and is refused by the store (a trigger
   // on its Idempotency-Key stands in for a disk error) after its records were written
@@ -235,8 +248,7 @@ TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   extra.record.seq += 100;
   extra.record.bytes_out = kPoisonBytesOut;
   batches[2].records.push_back(extra);
-  auto reference = open_store_at(dir.file("reference.db"));
-  for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
+  auto reference = reference_store(dir, batches);
 
   const std::string path = dir.file("stuck.db");
   auto store = open_store_at(path);
@@ -295,27 +307,18 @@ TEST(Inbox, WhatAProcessKilledBeforeApplyingAcknowledgedIsAppliedAtTheNextOpen) 
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
   EXPECT_GT(inbox_records(path), 0);
 
-  auto reference = open_store_at(dir.file("reference.db"));
-  for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
+  auto reference = reference_store(dir, batches);
   auto reopened = open_store_at(path);
   EXPECT_EQ(inbox_records(path), 0);
   EXPECT_EQ(answers(*reopened), answers(*reference));
   // The keys were acknowledged, so they replay; the records are duplicates now.
-  auto replay = reopened->ingest(batches[5]);
-  ASSERT_TRUE(replay.ok());
-  EXPECT_TRUE(replay->replayed);
-  IngestBatch again = batches[5];
-  again.idempotency_key.clear();
-  auto duplicates = reopened->ingest(again);
-  ASSERT_TRUE(duplicates.ok());
-  EXPECT_EQ(duplicates->accepted, 0);
+  expect_resend_is_harmless(*reopened, batches[5]);
 }
 
 TEST(Inbox, RowsAppliedButNotYetDeletedAreNeverAppliedAgain) {
   test::TempDir dir;
   const auto batches = make_batches(300, 40);
-  auto reference = open_store_at(dir.file("reference.db"));
-  for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
+  auto reference = reference_store(dir, batches);
 
   // The inbox file refuses (silently) to delete its rows: as if each process died right
   // after committing what it applied to the store's file, before deleting the rows.
@@ -344,23 +347,14 @@ TEST(Inbox, RowsAppliedButNotYetDeletedAreNeverAppliedAgain) {
     EXPECT_EQ(answers(*store), answers(*reference)) << "round " << round;
   }
   // And what arrives next is applied: a re-sent key replays, a re-sent record is a duplicate.
-  auto replay = store->ingest(batches[3]);
-  ASSERT_TRUE(replay.ok());
-  EXPECT_TRUE(replay->replayed);
-  IngestBatch again = batches[3];
-  again.idempotency_key = "again";
-  auto duplicates = store->ingest(again);
-  ASSERT_TRUE(duplicates.ok());
-  EXPECT_EQ(duplicates->accepted, 0);
-  EXPECT_EQ(duplicates->duplicates, static_cast<int64_t>(again.records.size()));
+  expect_resend_is_harmless(*store, batches[3]);
   EXPECT_EQ(answers(*store), answers(*reference));
 }
 
 TEST(Inbox, AStoreFromBeforeTheInboxFileKeepsItsWaitingRecordsAndKeys) {
   test::TempDir dir;
   const auto batches = make_batches(200, 40);
-  auto reference = open_store_at(dir.file("reference.db"));
-  for (const auto& b : batches) ASSERT_TRUE(reference->ingest(b).ok());
+  auto reference = reference_store(dir, batches);
 
   // A store file of schema_version 2: the inbox and the Idempotency-Keys inside it,
   // every batch acknowledged, none applied yet.
@@ -391,9 +385,7 @@ TEST(Inbox, AStoreFromBeforeTheInboxFileKeepsItsWaitingRecordsAndKeys) {
   auto store = open_store_at(path);
   EXPECT_EQ(answers(*store), answers(*reference));
   EXPECT_EQ(inbox_records(path), 0);
-  auto replay = store->ingest(batches[7]);
-  ASSERT_TRUE(replay.ok());
-  EXPECT_TRUE(replay->replayed);
+  expect_resend_is_harmless(*store, batches[7]);
   auto db = open_database(path, true);
   Statement legacy_tables(db->get(), "SELECT count(*) FROM sqlite_master WHERE name IN ('inbox', 'batches')");
   ASSERT_TRUE(legacy_tables.step());
