@@ -165,17 +165,4 @@ Result<StoreStats> SqliteStore::stats() {
   return stats;
 }
 
-Result<std::unique_ptr<Store>> open_store(const std::string& spec) {
-  std::string path = spec;
-  if (spec.starts_with("sqlite:")) path = spec.substr(7);
-  else if (spec.starts_with("clickhouse://"))
-    return Error{"--store clickhouse://... is not implemented in this build; use sqlite:PATH"};
-  else if (spec.find("://") != std::string::npos)
-    return Error{"--store must be sqlite:PATH or clickhouse://HOST:PORT/DB, got " + spec};
-  if (path.empty()) return Error{"--store sqlite: needs a file path"};
-  auto store = SqliteStore::open(path);
-  if (!store) return Error{store.error()};
-  return std::unique_ptr<Store>(std::move(*store));
-}
-
 }  // namespace streamtally::collector

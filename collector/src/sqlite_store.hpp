@@ -60,7 +60,6 @@ class SqliteStore final : public Store {
   Result<Timeseries> timeseries(const ReportQuery& query) override;
   Result<SessionsPage> sessions(const SessionsQuery& query) override;
   Result<StoreStats> stats() override;
-  std::vector<std::string> session_columns(SessionGroup group) const override;
 
   // Applies every inbox row now (reports do this first, so they see what was acknowledged).
   Status apply_inbox();

@@ -69,11 +69,12 @@ class Store {
   virtual Result<Timeseries> timeseries(const ReportQuery& query) = 0;
   virtual Result<SessionsPage> sessions(const SessionsQuery& query) = 0;
   virtual Result<StoreStats> stats() = 0;
-  // Columns a SessionsQuery of this group may order by (and that CSV export writes).
-  virtual std::vector<std::string> session_columns(SessionGroup group) const = 0;
+  // Columns a SessionsQuery of this group may order by (and that CSV export writes):
+  // the same for every store (session_columns.hpp).
+  std::vector<std::string> session_columns(SessionGroup group) const;
 };
 
-// "sqlite:PATH" (or a bare path). ClickHouse is not implemented yet: a clear error.
+// "sqlite:PATH" (or a bare path) or "clickhouse://HOST:PORT/DB".
 Result<std::unique_ptr<Store>> open_store(const std::string& spec);
 
 }  // namespace streamtally::collector

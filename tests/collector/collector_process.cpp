@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "clickhouse_server.hpp"
 #include "streamtally/gzip.hpp"
 
 namespace streamtally::test {
@@ -9,10 +10,12 @@ namespace streamtally::test {
 std::string collector_binary() { return build_dir() + "/collector/streamtally-collector"; }
 
 CollectorProcess::CollectorProcess(std::string db_path, std::vector<std::string> extra)
-    : db_path_(std::move(db_path)), log_path_(db_path_ + ".log"), port_(free_port()) {
+    : db_path_(std::move(db_path)),
+      log_path_((db_path_.starts_with("sqlite:") ? db_path_.substr(7) : db_path_) + ".log"),
+      port_(free_port()) {
   ChildProcess::Options options;
   options.argv = {collector_binary(), "--listen", "127.0.0.1:" + std::to_string(port_), "--store",
-                  "sqlite:" + db_path_, "--ingest-token", kIngestToken, "--threads", "4"};
+                  test_store_spec(db_path_), "--ingest-token", kIngestToken, "--threads", "4"};
   options.argv.insert(options.argv.end(), extra.begin(), extra.end());
   options.stderr_path = log_path_;
   options.stdout_path = log_path_ + ".out";

@@ -17,7 +17,9 @@ inline constexpr const char* kIngestToken = "ingest-secret";
 
 class CollectorProcess {
  public:
-  // store: a file path (sqlite). extra: more command-line arguments.
+  // db_path: the SQLite file, or names the ClickHouse database (test_store_spec());
+  // "sqlite:PATH" is SQLite in any case. The log goes next to it.
+  // extra: more command-line arguments.
   explicit CollectorProcess(std::string db_path, std::vector<std::string> extra = {});
   ~CollectorProcess();
 

@@ -1,0 +1,41 @@
+// The columns of /v1/sessions and CSV export for each group (Retroview's Sessions
+// tabs), with the expression each store computes them with. One table for both
+// stores, so the API's shape cannot drift between them.
+//
+// SQLite reads the sessions table (AS s). ClickHouse reads the latest record of each
+// session (clickhouse_sql.hpp), whose columns have the same names. Group rows sum
+// whole sessions; the user group's bare columns come from the user's latest session,
+// the unique group's country from the group's first session.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "report_model.hpp"
+
+namespace streamtally::collector {
+
+enum class ColumnKind { Integer, NullableInteger, Text, NullableText, Seconds, TagsJson };
+
+struct SessionColumn {
+  const char* name;
+  ColumnKind kind;
+  const char* sqlite;
+  const char* clickhouse;
+};
+
+const std::vector<SessionColumn>& session_columns_of(SessionGroup group);
+
+// The group's GROUP BY keys after "GROUP BY " ("" for All), in each dialect. The
+// unique group's first key is the day (the first column).
+struct GroupKeys {
+  const char* sqlite;
+  const char* clickhouse;
+};
+GroupKeys session_group_keys(SessionGroup group);
+
+// What orders equal rows, so pages are stable (never the insertion order, which
+// differs between stores).
+GroupKeys session_tie_breaker(SessionGroup group);
+
+}  // namespace streamtally::collector

@@ -1,0 +1,33 @@
+// What every Store shares: choosing one from --store, and the session columns.
+#include "store.hpp"
+
+#include "clickhouse_store.hpp"
+#include "session_columns.hpp"
+#include "sqlite_store.hpp"
+
+namespace streamtally::collector {
+
+Result<std::unique_ptr<Store>> open_store(const std::string& spec) {
+  std::string path = spec;
+  if (spec.starts_with("sqlite:")) path = spec.substr(7);
+  else if (spec.starts_with("clickhouse://")) {
+    auto address = parse_clickhouse_url(spec);
+    if (!address) return Error{address.error()};
+    auto store = ClickHouseStore::open(*address);
+    if (!store) return Error{store.error()};
+    return std::unique_ptr<Store>(std::move(*store));
+  } else if (spec.find("://") != std::string::npos)
+    return Error{"--store must be sqlite:PATH or clickhouse://HOST:PORT/DB, got " + spec};
+  if (path.empty()) return Error{"--store sqlite: needs a file path"};
+  auto store = SqliteStore::open(path);
+  if (!store) return Error{store.error()};
+  return std::unique_ptr<Store>(std::move(*store));
+}
+
+std::vector<std::string> Store::session_columns(SessionGroup group) const {
+  std::vector<std::string> names;
+  for (const SessionColumn& c : session_columns_of(group)) names.emplace_back(c.name);
+  return names;
+}
+
+}  // namespace streamtally::collector
