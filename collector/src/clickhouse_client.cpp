@@ -176,7 +176,7 @@ void ClickHouseClient::give_back(std::unique_ptr<httplib::Client> client) {
 Result<std::string> ClickHouseClient::query(const std::string& sql, const QueryValues& values,
                                             int64_t max_result_rows) {
   // Tables are named with their database in the SQL: the first query creates it.
-  std::string path = "/?send_progress_in_http_headers=0&log_queries=1";
+  std::string path = "/?send_progress_in_http_headers=0";
   if (max_result_rows > 0)
     path += "&max_result_rows=" + std::to_string(max_result_rows) + "&result_overflow_mode=throw";
   httplib::MultipartFormDataItems items{{"query", sql, "", ""}};
