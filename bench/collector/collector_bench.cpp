@@ -7,13 +7,16 @@
 //     table (prepared statement, one transaction per batch, WAL, synchronous=FULL).
 //  2. Reports at 1M and 10M sessions: events by stream (32 days), timeseries ccu
 //     (24 h, 1 h buckets), top 10 streams by bytes for the month, month-to-date.
-//     The store is filled in-process through SqliteStore::ingest in big batches (the
+//     The store is filled in-process through Store::ingest in big batches (the
 //     ingest code path without HTTP, so 10M sessions load in minutes). Baseline: the
 //     same sessions in one plain table with an index on started_at, answered with
 //     GROUP BY (and the same sweep for ccu).
 //
+// --store clickhouse runs both parts on the ClickHouse store instead, against a
+// clickhouse-server the bench starts on 127.0.0.1 (the baselines stay plain SQLite).
+//
 // Usage: collector_bench [--sessions 1000000,10000000] [--ingest-records 400000]
-//                        [--connections 4] [--dir DIR]
+//                        [--connections 4] [--dir DIR] [--store sqlite|clickhouse]
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
@@ -29,6 +32,8 @@
 
 #include "attribution.hpp"
 #include "ccu_sweep.hpp"
+#include "clickhouse_server.hpp"
+#include "clickhouse_store.hpp"
 #include "report_api.hpp"
 #include "sqlite_database.hpp"
 #include "sqlite_store.hpp"
@@ -45,6 +50,26 @@ namespace {
 constexpr int64_t kEnd = 1'794'009'600'000;  // 2026-11-07T00:00:00Z: "now" of the report runs
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The store under test: SQLite files in the bench directory, or databases on a
+// clickhouse-server started for the run (--store clickhouse).
+std::unique_ptr<test::ClickHouseServer> clickhouse_server;
+
+std::string store_spec(const std::filesystem::path& dir, const std::string& name) {
+  if (clickhouse_server) return clickhouse_server->store_url(name);
+  return "sqlite:" + (dir / (name + ".db")).string();
+}
+
+Result<std::unique_ptr<Store>> open_bench_store(const std::filesystem::path& dir, const std::string& name) {
+  if (!clickhouse_server) std::filesystem::remove((dir / (name + ".db")).string());
+  return open_store(store_spec(dir, name));
+}
+
+// What ingest acknowledged is in the report tables (SQLite applies its inbox).
+Status settle(Store& store) {
+  if (auto* sqlite = dynamic_cast<SqliteStore*>(&store)) return sqlite->apply_inbox();
+  return Status::Ok();
+}
 
 const char* const kUserAgents[] = {
     "VLC/3.0.18 LibVLC/3.0.18", "Lavf/59.27.100",
@@ -138,7 +163,7 @@ void bench_ingest(const std::filesystem::path& dir, int64_t records, int connect
   const int port = test::free_port();
   test::ChildProcess::Options options;
   options.argv = {std::string(STREAMTALLY_BUILD_DIR) + "/collector/streamtally-collector", "--listen",
-                  "127.0.0.1:" + std::to_string(port), "--store", "sqlite:" + (dir / "ingest.db").string(),
+                  "127.0.0.1:" + std::to_string(port), "--store", store_spec(dir, "ingest"),
                   "--ingest-token", "bench", "--threads", std::to_string(connections + 1)};
   options.stderr_path = (dir / "collector.log").string();
   test::ChildProcess collector(options);
@@ -187,12 +212,13 @@ void bench_ingest(const std::filesystem::path& dir, int64_t records, int connect
   const double request_s = value("streamtally_collector_request_duration_seconds_sum{endpoint=\"batches\"}");
   collector.stop();
 
-  // The store alone: the same batches through SqliteStore::ingest in this process
-  // (no HTTP, no JSON, no enrichment), until the inbox is applied — the ceiling the HTTP
+  // The store alone: the same batches through Store::ingest in this process (no HTTP,
+  // no JSON, no enrichment), until SQLite's inbox is applied — the ceiling the HTTP
   // path can reach.
   double store_s = 0;
   {
-    auto store = SqliteStore::open((dir / "store-only.db").string());
+    auto store = open_bench_store(dir, "store_only");
+    if (!store) return (void)std::printf("  store: %s\n", store.error().c_str());
     const auto store_started = Clock::now();
     for (const auto& batch : decoded) {
       IngestBatch b;
@@ -203,7 +229,7 @@ void bench_ingest(const std::filesystem::path& dir, int64_t records, int connect
       }
       if (auto outcome = (*store)->ingest(b); !outcome) std::printf("  store: %s\n", outcome.error().c_str());
     }
-    if (Status s = (*store)->apply_inbox(); !s) std::printf("  store: %s\n", s.error().c_str());
+    if (Status s = settle(**store); !s) std::printf("  store: %s\n", s.error().c_str());
     store_s = seconds_since(store_started);
   }
 
@@ -238,7 +264,7 @@ void bench_ingest(const std::filesystem::path& dir, int64_t records, int connect
   std::printf("  inside the collector: %.2f s in store transactions, %.2f s in whole requests (summed over "
               "connections; decode + enrich = the difference)\n",
               commit_s, request_s);
-  std::printf("  the store alone (same batches, in-process SqliteStore::ingest): %.0f records/s\n",
+  std::printf("  the store alone (same batches, in-process Store::ingest): %.0f records/s\n",
               static_cast<double>(records) / store_s);
   std::printf("ingest baseline (plain SQLite inserts, same records, 1000 per transaction): %.0f records/s\n", base);
   std::printf("ingest ratio collector/baseline: %.2f  (aim: >= 200000 records/s)\n\n", rate / base);
@@ -260,10 +286,9 @@ double median_ms(const std::function<void()>& run, int repeats = 5) {
 
 void bench_reports(const std::filesystem::path& dir, int64_t sessions) {
   const int64_t span = 30 * kDayMs;
-  const std::string store_path = (dir / ("reports-" + std::to_string(sessions) + ".db")).string();
   const std::string plain_path = (dir / ("plain-" + std::to_string(sessions) + ".db")).string();
-  std::filesystem::remove(store_path), std::filesystem::remove(plain_path);
-  auto store = SqliteStore::open(store_path);
+  std::filesystem::remove(plain_path);
+  auto store = open_bench_store(dir, "reports_" + std::to_string(sessions));
   if (!store) return (void)std::printf("store: %s\n", store.error().c_str());
   auto plain = open_database(plain_path, false);
   (void)exec_sql_status(plain->get(), "PRAGMA synchronous=OFF; CREATE TABLE plain(stream TEXT, server TEXT, type TEXT, "
@@ -297,7 +322,7 @@ void bench_reports(const std::filesystem::path& dir, int64_t sessions) {
     (void)exec_sql_status(plain->get(), "COMMIT");
     plain_load_s += seconds_since(plain_started);
   }
-  if (Status s = (*store)->apply_inbox(); !s) return (void)std::printf("load: %s\n", s.error().c_str());
+  if (Status s = settle(**store); !s) return (void)std::printf("load: %s\n", s.error().c_str());
   const auto index_started = Clock::now();
   (void)exec_sql_status(plain->get(), "CREATE INDEX plain_by_start ON plain(started_at)");
   plain_load_s += seconds_since(index_started);
@@ -410,12 +435,21 @@ int main(int argc, char** argv) {
       connections = std::stoi(value);
     } else if (flag == "--dir") {
       dir = value;
+    } else if (flag == "--store" && value == "clickhouse") {
+      clickhouse_server = std::make_unique<test::ClickHouseServer>();
+      if (!clickhouse_server->started()) {
+        std::printf("clickhouse-server did not start: %s\n", clickhouse_server->log().c_str());
+        return 1;
+      }
+    } else if (flag == "--store" && value != "sqlite") {
+      std::printf("--store: sqlite or clickhouse, got %s\n", value.c_str());
+      return 2;
     }
   }
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  std::printf("collector_bench on %u hardware threads, files in %s\n\n", std::thread::hardware_concurrency(),
-              dir.c_str());
+  std::printf("collector_bench on %u hardware threads, files in %s, store: %s\n\n", std::thread::hardware_concurrency(),
+              dir.c_str(), clickhouse_server ? "ClickHouse (a clickhouse-server on 127.0.0.1)" : "SQLite");
   if (ingest_records > 0) bench_ingest(dir, ingest_records, connections);
   for (int64_t n : sizes) bench_reports(dir, n);
   std::filesystem::remove_all(dir);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -46,12 +47,13 @@ class QueryValues {
   std::string value(std::string_view v);
   // A table name usable after IN: "_pN", one row per value.
   std::string list(const std::vector<std::string>& values);
-  // A caller-built table (its rows written with append_tsv_field).
+  // A caller-built table (its rows written with append_tsv_field). The reference stays
+  // valid while more tables are added.
   ExternalTable& table(std::string structure);
-  const std::vector<ExternalTable>& tables() const { return tables_; }
+  const std::deque<ExternalTable>& tables() const { return tables_; }
 
  private:
-  std::vector<ExternalTable> tables_;
+  std::deque<ExternalTable> tables_;
 };
 
 struct ClickHouseAddress {

@@ -81,14 +81,21 @@ Result<Timeseries> ClickHouseStore::report(const ReportQuery& q, const Buckets& 
   const bool need_viewers = wants(q, {Metric::UniqueViewers});
   const bool need_intervals = wants(q, {Metric::MaxCcu}) || (!events && wants(q, {Metric::Ccu}));
 
-  // The sessions open in the range with the report's dimensions d0..dn and filters.
+  // The sessions open in the range with the report's dimensions d0..dn and filters,
+  // reading only the columns these need.
+  std::vector<std::string> wanted{"type"};
+  for (const auto& d : q.dimensions)
+    for (auto& c : columns_of_dimension(d)) wanted.push_back(std::move(c));
+  for (const auto& w : q.where)
+    for (auto& c : columns_of_dimension(w.dimension)) wanted.push_back(std::move(c));
+  if (need_viewers) wanted.insert(wanted.end(), {"client_ip", "user_agent"});
   auto sessions_sql = [&](QueryValues& values, bool with_chain) {
     std::string sql = "SELECT ";
     for (std::size_t i = 0; i < dims; ++i) sql += dimension_sql(q.dimensions[i], values) + " AS d" + std::to_string(i) + ", ";
-    sql += "started_at, end_t, type, client_ip, user_agent";
+    sql += std::string("started_at, end_t, type") + (need_viewers ? ", client_ip, user_agent" : "");
     if (with_chain) sql += ", chain";
-    sql += " FROM (" + latest_sessions_sql(db, b.first, range_end - 1, with_chain) + ") WHERE end_t >= " + first +
-           " AND started_at < " + end + where_sql(q.where, values);
+    sql += " FROM (" + latest_sessions_sql(db, b.first, range_end - 1, wanted, with_chain) + ") WHERE end_t >= " +
+           first + " AND started_at < " + end + where_sql(q.where, values);
     return sql;
   };
   std::string key_columns;
@@ -104,7 +111,8 @@ Result<Timeseries> ClickHouseStore::report(const ReportQuery& q, const Buckets& 
         "SELECT " + key_columns + "b, count(), countIf(type = 'play' AND started_at >= " + bucket_start +
         " AND started_at < " + bucket_start + " + " + length + "), " +
         (need_viewers ? "uniqExact(client_ip, user_agent)" : "0") + " FROM (SELECT " + key_columns +
-        "started_at, type, client_ip, user_agent, " + bucket_range_sql(lo, hi) + " AS b FROM (" +
+        "started_at, type, " + (need_viewers ? "client_ip, user_agent, " : "") + bucket_range_sql(lo, hi) +
+        " AS b FROM (" +
         sessions_sql(values, false) + ")) GROUP BY " + key_columns + "b FORMAT TabSeparated";
     auto rows = client_.query(sql, values, kMaxReportPoints);
     if (!rows) {

@@ -62,7 +62,7 @@ Result<SessionsPage> ClickHouseStore::sessions(const SessionsQuery& q) {
   for (std::size_t i = 0; i < columns.size(); ++i)
     select += (i ? ", " : "") + std::string(columns[i].clickhouse) + " AS c" + std::to_string(i);
   const std::string latest =
-      latest_sessions_sql(client_.address().database, q.filter.from, q.filter.to, false);
+      latest_sessions_sql(client_.address().database, q.filter.from, q.filter.to, all_latest_columns(), false);
 
   SessionsPage page;
   {

@@ -1,5 +1,8 @@
 #include "clickhouse_sql.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 namespace streamtally::collector {
 namespace {
 
@@ -13,14 +16,22 @@ constexpr const char* kLatestColumns[] = {
 
 }  // namespace
 
+std::vector<std::string> all_latest_columns() {
+  return {std::begin(kLatestColumns), std::end(kLatestColumns)};
+}
+
 std::string latest_sessions_sql(const std::string& database, int64_t started_from, int64_t started_to,
-                                bool with_chain) {
+                                const std::vector<std::string>& wanted, bool with_chain) {
+  // started_at and t always (end_t), then the wanted ones in the table's order.
+  std::vector<std::string> names{"started_at", "t"};
+  for (const char* name : kLatestColumns)
+    if (std::find(wanted.begin(), wanted.end(), name) != wanted.end() && std::find(names.begin(), names.end(), name) == names.end())
+      names.emplace_back(name);
   std::string tuple, columns;
-  for (std::size_t i = 0; i < std::size(kLatestColumns); ++i) {
-    const std::string name = kLatestColumns[i];
-    tuple += (i ? ", " : "") + name;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    tuple += (i ? ", " : "") + names[i];
     // t of the latest record is the SQLite store's last_t.
-    columns += ", l." + std::to_string(i + 1) + " AS " + (name == "t" ? "last_t" : name);
+    columns += ", l." + std::to_string(i + 1) + " AS " + (names[i] == "t" ? "last_t" : names[i]);
   }
   std::string sql = "SELECT server_id, session_id" + columns + ", greatest(started_at, last_t) AS end_t";
   if (with_chain) sql += ", arraySort(x -> x.1, c) AS chain";
@@ -30,6 +41,12 @@ std::string latest_sessions_sql(const std::string& database, int64_t started_fro
          " - (SELECT max(max_session_ms) FROM " + database + ".bounds) AND started_at <= " +
          std::to_string(started_to) + " GROUP BY server_id, session_id)";
   return sql;
+}
+
+std::vector<std::string> columns_of_dimension(std::string_view d) {
+  if (d == "server") return {};  // server_id: the group key
+  if (d.starts_with("tag.")) return {"tag_keys", "tag_values"};
+  return {std::string(d)};
 }
 
 std::string dimension_sql(std::string_view d, QueryValues& values) {

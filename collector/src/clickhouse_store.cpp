@@ -120,7 +120,9 @@ Result<IngestOutcome> ClickHouseStore::ingest(const IngestBatch& batch) {
   if (!batch.records.empty()) {
     QueryValues values;
     ExternalTable& sessions = values.table("started_at Int64, server_id String, session_id String");
+    ExternalTable& starts = values.table("started_at Int64");
     std::set<std::tuple<int64_t, std::string, std::string>> listed;
+    std::set<int64_t> started;
     for (const IngestRecord& in : batch.records) {
       const SessionRecord& r = in.record;
       if (!listed.emplace(r.started_at, r.server_id, r.session_id).second) continue;
@@ -129,9 +131,12 @@ Result<IngestOutcome> ClickHouseStore::ingest(const IngestBatch& batch) {
       sessions.tsv += '\t';
       append_tsv_field(sessions.tsv, r.session_id);
       sessions.tsv += '\n';
+      if (started.insert(r.started_at).second) starts.tsv += std::to_string(r.started_at) + '\n';
     }
-    auto rows = client_.query("SELECT server_id, session_id, seq FROM " + table("updates") +
-                                  " WHERE (started_at, server_id, session_id) IN " + sessions.name,
+    // The plain IN on started_at is what 18.16's primary-key analysis uses (the tuple
+    // IN alone read the whole table).
+    auto rows = client_.query("SELECT server_id, session_id, seq FROM " + table("updates") + " WHERE started_at IN " +
+                                  starts.name + " AND (started_at, server_id, session_id) IN " + sessions.name,
                               values);
     if (!rows) return Error{"store: " + rows.error()};
     Status parsed = for_each_tsv_row(*rows, [&](TsvRow& row) {

@@ -95,7 +95,16 @@ void CollectorServer::install_routes() {
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+  http.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
+    // The operator needs what failed; the client only that it did.
+    std::string what = "unknown exception";
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log(LogLevel::Error, "collector: " + req.method + " " + req.path + " failed: " + what);
     send(res, json_error(500, "internal error"));
   });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {

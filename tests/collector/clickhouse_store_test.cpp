@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "clickhouse_server.hpp"
+#include "test_store.hpp"
 #include "collector_process.hpp"
 #include "session_dataset.hpp"
 

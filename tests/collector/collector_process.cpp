@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "clickhouse_server.hpp"
+#include "test_store.hpp"
 #include "streamtally/gzip.hpp"
 
 namespace streamtally::test {

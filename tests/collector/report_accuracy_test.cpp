@@ -9,7 +9,7 @@
 #include <random>
 #include <set>
 
-#include "clickhouse_server.hpp"
+#include "test_store.hpp"
 #include "collector_process.hpp"
 #include "session_dataset.hpp"
 

@@ -1,4 +1,4 @@
-// A real clickhouse-server (Debian's) for tests: its own config, data directory and
+// A real clickhouse-server (Debian's) for tests and benchmarks: its own config, data directory and
 // free ports on 127.0.0.1, stopped by pid in the destructor.
 #pragma once
 
@@ -29,16 +29,5 @@ class ClickHouseServer {
   bool started_ = false;
   std::unique_ptr<ChildProcess> child_;
 };
-
-// The server of this test process, started on first use.
-ClickHouseServer& shared_clickhouse_server();
-
-// True when STREAMTALLY_TEST_STORE=clickhouse: the tests run on a ClickHouse store.
-bool testing_clickhouse();
-
-// The store a test collector uses for a database file ("dir/a.db"): SQLite in that
-// file, or when testing_clickhouse(), a database named after it on a ClickHouse
-// server this process starts once (shared_clickhouse_server()). "sqlite:PATH" is always SQLite.
-std::string test_store_spec(const std::string& db_path);
 
 }  // namespace streamtally::test

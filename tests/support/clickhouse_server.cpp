@@ -1,8 +1,5 @@
 #include "clickhouse_server.hpp"
 
-#include <cctype>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 
 namespace streamtally::test {
@@ -60,27 +57,6 @@ std::string ClickHouseServer::log() const {
 
 std::string ClickHouseServer::store_url(const std::string& database) const {
   return "clickhouse://127.0.0.1:" + std::to_string(http_port_) + "/" + database;
-}
-
-ClickHouseServer& shared_clickhouse_server() {
-  static ClickHouseServer server;  // stopped at exit
-  return server;
-}
-
-bool testing_clickhouse() {
-  const char* store = std::getenv("STREAMTALLY_TEST_STORE");
-  return store && std::string(store) == "clickhouse";
-}
-
-std::string test_store_spec(const std::string& db_path) {
-  if (db_path.starts_with("sqlite:")) return db_path;
-  if (!testing_clickhouse()) return "sqlite:" + db_path;
-  ClickHouseServer& server = shared_clickhouse_server();
-  if (!server.started()) return "clickhouse-server did not start: " + server.log();
-  std::string database = "st_";
-  for (char c : std::filesystem::path(db_path).filename().string())
-    database.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
-  return server.store_url(database);
 }
 
 }  // namespace streamtally::test
