@@ -96,67 +96,117 @@ Result<std::unique_ptr<ClickHouseStore>> ClickHouseStore::open(const ClickHouseA
   return store;
 }
 
+// Group commit: the first batch to arrive leads and writes every batch that queued
+// meanwhile with it (ClickHouse wants few large INSERTs: each one writes a part).
 Result<IngestOutcome> ClickHouseStore::ingest(const IngestBatch& batch) {
-  // One batch at a time per collector: the lookup and the insert must not interleave
-  // with another batch holding the same record.
-  std::lock_guard lock(ingest_mutex_);
-  IngestOutcome outcome;
-  if (!batch.idempotency_key.empty()) {
-    QueryValues values;
-    const std::string key = values.value(batch.idempotency_key);
-    auto seen = single_integer(client_.query("SELECT count() FROM " + table("batches") + " WHERE key = " + key, values));
-    if (!seen) return Error{"store: " + seen.error()};
-    if (*seen > 0) {
-      outcome.replayed = true;
-      outcome.duplicates = static_cast<int64_t>(batch.records.size());
-      return outcome;
+  Pending mine{&batch, Error{"not written"}, false};
+  std::unique_lock lock(queue_mutex_);
+  queue_.push_back(&mine);
+  queue_changed_.wait(lock, [&] { return mine.done || !leading_; });
+  if (mine.done) return mine.outcome;
+  leading_ = true;
+  std::vector<Pending*> group;
+  group.swap(queue_);
+  lock.unlock();
+  auto outcomes = write_group(group);
+  lock.lock();
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    group[i]->outcome = outcomes ? Result<IngestOutcome>((*outcomes)[i]) : Result<IngestOutcome>(Error{outcomes.error()});
+    group[i]->done = true;
+  }
+  leading_ = false;
+  queue_changed_.notify_all();
+  return mine.outcome;
+}
+
+Result<std::vector<IngestOutcome>> ClickHouseStore::write_group(const std::vector<Pending*>& group) {
+  std::vector<IngestOutcome> outcomes(group.size());
+  // Keys seen before, or earlier in this group: replays, nothing stored.
+  std::set<std::string> keys_seen;
+  {
+    std::vector<std::string> keys;
+    for (const Pending* p : group)
+      if (!p->batch->idempotency_key.empty()) keys.push_back(p->batch->idempotency_key);
+    if (!keys.empty()) {
+      QueryValues values;
+      const std::string listed = values.list(keys);
+      auto rows = client_.query("SELECT DISTINCT key FROM " + table("batches") + " WHERE key IN " + listed +
+                                    " FORMAT TabSeparated",
+                                values);
+      if (!rows) return Error{"store: " + rows.error()};
+      Status parsed = for_each_tsv_row(*rows, [&](TsvRow& row) {
+        if (!row.empty() && row[0]) keys_seen.insert(std::move(*row[0]));
+      });
+      if (!parsed) return Error{"store: " + parsed.error()};
     }
   }
+  std::vector<bool> replayed(group.size());
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    const std::string& key = group[i]->batch->idempotency_key;
+    replayed[i] = !key.empty() && !keys_seen.insert(key).second;
+  }
 
-  // Which updates of the batch's sessions exist already. started_at leads the primary
-  // key, so the lookup reads only the granules of these sessions.
+  // Which updates of the group's sessions exist already. started_at leads the primary
+  // key; the plain IN on it is what 18.16's index analysis uses (the tuple IN alone read
+  // the whole table).
   using UpdateKey = std::tuple<std::string, std::string, int64_t>;  // server_id, session_id, seq
   std::set<UpdateKey> present;
-  if (!batch.records.empty()) {
+  {
     QueryValues values;
     ExternalTable& sessions = values.table("started_at Int64, server_id String, session_id String");
     ExternalTable& starts = values.table("started_at Int64");
     std::set<std::tuple<int64_t, std::string, std::string>> listed;
     std::set<int64_t> started;
-    for (const IngestRecord& in : batch.records) {
-      const SessionRecord& r = in.record;
-      if (!listed.emplace(r.started_at, r.server_id, r.session_id).second) continue;
-      sessions.tsv += std::to_string(r.started_at) + '\t';
-      append_tsv_field(sessions.tsv, r.server_id);
-      sessions.tsv += '\t';
-      append_tsv_field(sessions.tsv, r.session_id);
-      sessions.tsv += '\n';
-      if (started.insert(r.started_at).second) starts.tsv += std::to_string(r.started_at) + '\n';
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      if (replayed[i]) continue;
+      for (const IngestRecord& in : group[i]->batch->records) {
+        const SessionRecord& r = in.record;
+        if (!listed.emplace(r.started_at, r.server_id, r.session_id).second) continue;
+        sessions.tsv += std::to_string(r.started_at) + '\t';
+        append_tsv_field(sessions.tsv, r.server_id);
+        sessions.tsv += '\t';
+        append_tsv_field(sessions.tsv, r.session_id);
+        sessions.tsv += '\n';
+        if (started.insert(r.started_at).second) starts.tsv += std::to_string(r.started_at) + '\n';
+      }
     }
-    // The plain IN on started_at is what 18.16's primary-key analysis uses (the tuple
-    // IN alone read the whole table).
-    auto rows = client_.query("SELECT server_id, session_id, seq FROM " + table("updates") + " WHERE started_at IN " +
-                                  starts.name + " AND (started_at, server_id, session_id) IN " + sessions.name,
-                              values);
-    if (!rows) return Error{"store: " + rows.error()};
-    Status parsed = for_each_tsv_row(*rows, [&](TsvRow& row) {
-      if (row.size() == 3 && row[0] && row[1] && row[2])
-        present.emplace(std::move(*row[0]), std::move(*row[1]), std::stoll(*row[2]));
-    });
-    if (!parsed) return Error{"store: " + parsed.error()};
+    if (!listed.empty()) {
+      auto rows = client_.query("SELECT server_id, session_id, seq FROM " + table("updates") + " WHERE started_at IN " +
+                                    starts.name + " AND (started_at, server_id, session_id) IN " + sessions.name +
+                                    " FORMAT TabSeparated",
+                                values);
+      if (!rows) return Error{"store: " + rows.error()};
+      Status parsed = for_each_tsv_row(*rows, [&](TsvRow& row) {
+        if (row.size() == 3 && row[0] && row[1] && row[2])
+          present.emplace(std::move(*row[0]), std::move(*row[1]), std::stoll(*row[2]));
+      });
+      if (!parsed) return Error{"store: " + parsed.error()};
+    }
   }
 
-  std::string inserts;
+  // In arrival order: a record stored before, or earlier in the group, is a duplicate.
+  std::string inserts, keys;
   int64_t longest = 0;
-  for (const IngestRecord& in : batch.records) {
-    const SessionRecord& r = in.record;
-    if (!present.emplace(r.server_id, r.session_id, r.seq).second) {
-      ++outcome.duplicates;  // stored before, or earlier in this batch
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    const IngestBatch& batch = *group[i]->batch;
+    IngestOutcome& outcome = outcomes[i];
+    if (replayed[i]) {
+      outcome.replayed = true;
+      outcome.duplicates = static_cast<int64_t>(batch.records.size());
       continue;
     }
-    ++outcome.accepted;
-    append_update_row(in, inserts);
-    longest = std::max(longest, std::max(r.started_at, r.ended_at.value_or(r.updated_at)) - r.started_at);
+    for (const IngestRecord& in : batch.records) {
+      const SessionRecord& r = in.record;
+      if (!present.emplace(r.server_id, r.session_id, r.seq).second) {
+        ++outcome.duplicates;
+        continue;
+      }
+      ++outcome.accepted;
+      append_update_row(in, inserts);
+      longest = std::max(longest, std::max(r.started_at, r.ended_at.value_or(r.updated_at)) - r.started_at);
+    }
+    if (!batch.idempotency_key.empty())
+      keys += nlohmann::json{{"key", batch.idempotency_key}, {"at", now_seconds()}}.dump() + "\n";
   }
   // The bound first: a report must never miss a session that is already stored.
   if (longest > max_session_ms_.load()) {
@@ -165,15 +215,15 @@ Result<IngestOutcome> ClickHouseStore::ingest(const IngestBatch& batch) {
       return Error{"store: " + s.error()};
     max_session_ms_ = longest;
   }
+  // One block: all the group's updates or none. Then the keys: a crash between the two
+  // makes the retries find every record present (duplicates, nothing counted twice).
   if (!inserts.empty())
     if (Status s = client_.insert("INSERT INTO " + table("updates") + " FORMAT JSONEachRow", inserts); !s)
       return Error{"store: " + s.error()};
-  if (!batch.idempotency_key.empty()) {
-    const std::string row = nlohmann::json{{"key", batch.idempotency_key}, {"at", now_seconds()}}.dump() + "\n";
-    if (Status s = client_.insert("INSERT INTO " + table("batches") + " FORMAT JSONEachRow", row); !s)
+  if (!keys.empty())
+    if (Status s = client_.insert("INSERT INTO " + table("batches") + " FORMAT JSONEachRow", keys); !s)
       return Error{"store: " + s.error()};
-  }
-  return outcome;
+  return outcomes;
 }
 
 Result<StoreStats> ClickHouseStore::stats() {

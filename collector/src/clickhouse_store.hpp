@@ -17,18 +17,20 @@
 // alone. So an INSERT is the whole write (one block: all or nothing), and answers
 // are the same whatever the order, repetition or collector of arrival.
 //
-// Ingest: under a mutex (per collector), a replayed key answers at once; otherwise
-// one query finds which (server_id, session_id, seq) of the batch exist, the new
-// ones are inserted in one INSERT (JSONEachRow), then the key is remembered. A crash
-// between the two makes the retry find every record present: all duplicates,
-// nothing counted twice. Durability is ClickHouse's: an INSERT is acknowledged when
+// Ingest (group commit: the batches that arrive while one group is written form the
+// next): one query finds the group's keys seen before (replays), one which
+// (server_id, session_id, seq) exist; the new updates go in one INSERT (JSONEachRow),
+// then the keys. A crash between the two makes the retries find every record
+// present: all duplicates, nothing counted twice. Durability is ClickHouse's: an INSERT is acknowledged when
 // its part is written (use replicated tables for more).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "clickhouse_client.hpp"
 #include "store.hpp"
@@ -55,8 +57,19 @@ class ClickHouseStore final : public Store {
   };
   Result<Timeseries> report(const ReportQuery& query, const Buckets& buckets, bool events);
 
+  // A batch waiting in the group commit.
+  struct Pending {
+    const IngestBatch* batch;
+    Result<IngestOutcome> outcome;
+    bool done;
+  };
+  Result<std::vector<IngestOutcome>> write_group(const std::vector<Pending*>& group);
+
   ClickHouseClient client_;
-  std::mutex ingest_mutex_;
+  std::mutex queue_mutex_;
+  std::condition_variable queue_changed_;
+  std::vector<Pending*> queue_;  // batches waiting for the next group
+  bool leading_ = false;         // a batch is writing a group
   std::atomic<int64_t> max_session_ms_{0};  // what this collector wrote to bounds
 };
 
