@@ -18,21 +18,6 @@ std::string first_line(std::string_view text) {
   return line;
 }
 
-std::string url_encode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 Result<std::string> answer(const httplib::Result& result, std::string_view what) {
   if (!result) return Error{"clickhouse: " + std::string(what) + ": " + httplib::to_string(result.error())};
   if (result->status != 200) {
@@ -176,25 +161,27 @@ void ClickHouseClient::give_back(std::unique_ptr<httplib::Client> client) {
 Result<std::string> ClickHouseClient::query(const std::string& sql, const QueryValues& values,
                                             int64_t max_result_rows) {
   // Tables are named with their database in the SQL: the first query creates it.
-  std::string path = "/?send_progress_in_http_headers=0";
-  if (max_result_rows > 0)
-    path += "&max_result_rows=" + std::to_string(max_result_rows) + "&result_overflow_mode=throw";
+  httplib::Params params;
+  if (max_result_rows > 0) {
+    params.emplace("max_result_rows", std::to_string(max_result_rows));
+    params.emplace("result_overflow_mode", "throw");
+  }
   httplib::MultipartFormDataItems items{{"query", sql, "", ""}};
   for (const ExternalTable& t : values.tables()) {
-    path += "&" + t.name + "_structure=" + url_encode(t.structure);
+    params.emplace(t.name + "_structure", t.structure);
     items.push_back({t.name, t.tsv, t.name, "text/tab-separated-values"});
   }
   auto client = take();
-  auto result = client->Post(path, items);
+  auto result = client->Post(httplib::append_query_params("/", params), items);
   auto body = answer(result, "query");
   if (result) give_back(std::move(client));
   return body;
 }
 
 Status ClickHouseClient::insert(const std::string& insert_sql, const std::string& rows) {
-  const std::string path = "/?query=" + url_encode(insert_sql);
   auto client = take();
-  auto result = client->Post(path, rows, "application/octet-stream");
+  auto result = client->Post(httplib::append_query_params("/", {{"query", insert_sql}}), rows,
+                             "application/octet-stream");
   auto body = answer(result, "insert");
   if (result) give_back(std::move(client));
   if (!body) return Error{body.error()};

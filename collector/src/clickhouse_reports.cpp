@@ -31,18 +31,6 @@ struct GroupBuckets {
       : sessions(count), views(count), viewers(count), viewtime(count), bytes_in(count), bytes_out(count) {}
 };
 
-bool wants(const ReportQuery& q, std::initializer_list<Metric> any) {
-  for (Metric m : q.metrics)
-    for (Metric a : any)
-      if (m == a) return true;
-  return false;
-}
-
-std::string report_too_large() {
-  return std::string(kReportTooLarge) + "more than " + std::to_string(kMaxReportPoints) +
-         " points (groups x buckets); narrow the range, filter, or use fewer dimensions or longer buckets";
-}
-
 // "lo + i" for every bucket index i in [lo, hi] (none when hi < lo).
 std::string bucket_range_sql(const std::string& lo, const std::string& hi) {
   return "arrayJoin(arrayMap(i -> toInt64(i) + " + lo + ", range(toUInt64(greatest(0, " + hi + " - " + lo +
@@ -77,9 +65,9 @@ Result<Timeseries> ClickHouseStore::report(const ReportQuery& q, const Buckets& 
   const int64_t range_end = b.first + b.length * b.count;
   const std::string first = std::to_string(b.first), length = std::to_string(b.length),
                     last_index = std::to_string(b.count - 1), end = std::to_string(range_end);
-  const bool need_chain = wants(q, {Metric::Viewtime, Metric::BytesIn, Metric::BytesOut});
-  const bool need_viewers = wants(q, {Metric::UniqueViewers});
-  const bool need_intervals = wants(q, {Metric::MaxCcu}) || (!events && wants(q, {Metric::Ccu}));
+  const bool need_chain = q.wants({Metric::Viewtime, Metric::BytesIn, Metric::BytesOut});
+  const bool need_viewers = q.wants({Metric::UniqueViewers});
+  const bool need_intervals = q.wants({Metric::MaxCcu}) || (!events && q.wants({Metric::Ccu}));
 
   // The sessions open in the range with the report's dimensions d0..dn and filters,
   // reading only the columns these need.
@@ -116,7 +104,7 @@ Result<Timeseries> ClickHouseStore::report(const ReportQuery& q, const Buckets& 
         sessions_sql(values, false) + ")) GROUP BY " + key_columns + "b FORMAT TabSeparated";
     auto rows = client_.query(sql, values, kMaxReportPoints);
     if (!rows) {
-      if (rows.error().starts_with(ClickHouseClient::kTooManyRows)) return Error{report_too_large()};
+      if (rows.error().starts_with(ClickHouseClient::kTooManyRows)) return Error{report_too_large_error()};
       return Error{rows.error()};
     }
     Status parsed = for_each_tsv_row(*rows, [&](TsvRow& row) {
@@ -131,7 +119,7 @@ Result<Timeseries> ClickHouseStore::report(const ReportQuery& q, const Buckets& 
     });
     if (!parsed) return Error{parsed.error()};
   }
-  if (static_cast<int64_t>(groups.size()) * b.count > kMaxReportPoints) return Error{report_too_large()};
+  if (static_cast<int64_t>(groups.size()) * b.count > kMaxReportPoints) return Error{report_too_large_error()};
 
   if (need_chain && !groups.empty()) {
     QueryValues values;

@@ -46,4 +46,11 @@ bool is_dimension(std::string_view name) {
   return true;
 }
 
+bool ReportQuery::wants(std::initializer_list<Metric> any) const {
+  for (Metric m : metrics)
+    for (Metric a : any)
+      if (m == a) return true;
+  return false;
+}
+
 }  // namespace streamtally::collector

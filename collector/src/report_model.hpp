@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,9 @@ struct ReportQuery {
   int64_t from = 0;
   int64_t to = 0;
   int64_t bucket_ms = 0;  // timeseries only: a multiple of one minute
+
+  // True when any of these metrics is asked for.
+  bool wants(std::initializer_list<Metric> any) const;
 };
 
 // Metric values are integers: viewtime in milliseconds (rendered as seconds).

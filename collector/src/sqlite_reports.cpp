@@ -168,13 +168,6 @@ Status scan_sessions(sqlite3* db, const ReportQuery& q, int64_t from, int64_t to
   return Status::Ok();
 }
 
-bool wants(const ReportQuery& q, std::initializer_list<Metric> any) {
-  for (Metric m : q.metrics)
-    for (Metric a : any)
-      if (m == a) return true;
-  return false;
-}
-
 // Everything the scan engine accumulates for one group, per bucket (events: one bucket).
 struct ScanGroup {
   std::vector<int64_t> sessions, views;
@@ -188,9 +181,9 @@ struct ScanGroup {
 Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q, int64_t first, int64_t length,
                                                int64_t count, int64_t max_session_ms) {
   const int64_t range_end = first + length * count;
-  const bool need_chain = wants(q, {Metric::Viewtime, Metric::BytesIn, Metric::BytesOut});
-  const bool need_viewers = wants(q, {Metric::UniqueViewers});
-  const bool need_intervals = wants(q, {Metric::Ccu, Metric::MaxCcu});
+  const bool need_chain = q.wants({Metric::Viewtime, Metric::BytesIn, Metric::BytesOut});
+  const bool need_viewers = q.wants({Metric::UniqueViewers});
+  const bool need_intervals = q.wants({Metric::Ccu, Metric::MaxCcu});
   Statement chain(db, "SELECT seq, t, bytes_in, bytes_out FROM updates WHERE session = ?1 ORDER BY seq");
   if (!chain.ok()) return Error{chain.error()};
 
@@ -239,8 +232,7 @@ Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q
   if (!st) return Error{st.error()};
   if (!chain_error.empty()) return Error{chain_error};
   if (too_many)
-    return Error{std::string(kReportTooLarge) + "more than " + std::to_string(kMaxReportPoints) +
-                 " points (groups x buckets); narrow the range, filter, or use fewer dimensions or longer buckets"};
+    return Error{report_too_large_error()};
   return groups;
 }
 
@@ -270,7 +262,7 @@ Result<std::vector<GroupTotals>> SqliteStore::events(const ReportQuery& q) {
     if (!groups) return Error{groups.error()};
     for (auto& [key, g] : *groups) {
       std::vector<int64_t> ccu;
-      if (wants(q, {Metric::MaxCcu})) ccu = max_concurrency(g.intervals, q.from, q.to - q.from, 1);
+      if (q.wants({Metric::MaxCcu})) ccu = max_concurrency(g.intervals, q.from, q.to - q.from, 1);
       GroupTotals totals{key, {}};
       for (Metric m : q.metrics)
         totals.values.push_back(m == Metric::Ccu ? g.sessions[0] : scan_value(m, g, 0, ccu));
@@ -315,7 +307,7 @@ Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
     if (!groups) return Error{groups.error()};
     for (auto& [key, g] : *groups) {
       std::vector<int64_t> ccu;
-      if (wants(q, {Metric::Ccu, Metric::MaxCcu}))
+      if (q.wants({Metric::Ccu, Metric::MaxCcu}))
         ccu = max_concurrency(g.intervals, ts.first_bucket, ts.bucket_ms, ts.bucket_count);
       GroupSeries series{key, {}};
       for (Metric m : q.metrics) {
@@ -344,8 +336,7 @@ Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
   for (auto& [k, c] : before) merged[k.first];
   for (auto& [k, c] : within) merged[k.first];
   if (static_cast<int64_t>(merged.size()) * ts.bucket_count > kMaxReportPoints)
-    return Error{std::string(kReportTooLarge) + "more than " + std::to_string(kMaxReportPoints) +
-                 " points (groups x buckets); narrow the range, filter, or use fewer dimensions or longer buckets"};
+    return Error{report_too_large_error()};
   for (auto& [k, c] : within) {
     auto& buckets = merged[k.first].second;
     if (buckets.empty()) buckets.resize(count);

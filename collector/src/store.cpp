@@ -1,4 +1,5 @@
-// What every Store shares: choosing one from --store, and the session columns.
+// What every Store shares: choosing one from --store, the session columns, the
+// report-too-large error.
 #include "store.hpp"
 
 #include "clickhouse_store.hpp"
@@ -22,6 +23,11 @@ Result<std::unique_ptr<Store>> open_store(const std::string& spec) {
   auto store = SqliteStore::open(path);
   if (!store) return Error{store.error()};
   return std::unique_ptr<Store>(std::move(*store));
+}
+
+std::string report_too_large_error() {
+  return std::string(kReportTooLarge) + "more than " + std::to_string(kMaxReportPoints) +
+         " points (groups x buckets); narrow the range, filter, or use fewer dimensions or longer buckets";
 }
 
 std::vector<std::string> Store::session_columns(SessionGroup group) const {

@@ -60,6 +60,8 @@ struct StoreStats {
 // starting with kReportTooLarge; the API answers 400 with it.
 inline constexpr int64_t kMaxReportPoints = 5'000'000;
 inline constexpr std::string_view kReportTooLarge = "report too large: ";
+// The whole error, for every store.
+std::string report_too_large_error();
 
 class Store {
  public:
