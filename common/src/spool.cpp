@@ -120,14 +120,13 @@ struct Spool::Impl {
   enum class LastClaim { Empty, Short, Full } last_claim = LastClaim::Empty;
 
   // What this process has in flight: per batch the rows, the seq each row had when it
-  // was claimed (what the collector gets), whether that update closed the session, and
-  // the exact lines, so acks touch rows by id and dead letters keep what was sent (not a
-  // newer update). Only the claiming process can end a batch: its lease ends otherwise.
+  // was claimed (what the collector gets) and whether that update closed the session, so
+  // acks touch rows by id. Only the claiming process can end a batch: its lease ends
+  // otherwise.
   struct InFlight {
     std::vector<int64_t> ids;
     std::vector<int64_t> seqs;
     std::vector<char> closed;
-    std::vector<std::string> lines;
   };
   std::unordered_map<std::string, InFlight> in_flight;
 
@@ -541,7 +540,6 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   }
   if ((rc = tx.commit()) != SQLITE_OK) return handle_error(rc, "cannot claim a batch");
   if (batch.lines.empty()) return std::optional<ClaimedBatch>{};
-  flight.lines = batch.lines;
   im.in_flight.emplace(batch.batch_id, std::move(flight));
   return std::optional<ClaimedBatch>{std::move(batch)};
 }
@@ -605,14 +603,14 @@ Status Spool::release(const std::string& batch_id) {
   return finish_batch(batch_id, false, "cannot release a batch");
 }
 
-Status Spool::dead_letter(const std::string& batch_id, const std::string& reason, int http_status) {
+Status Spool::dead_letter(const ClaimedBatch& batch, const std::string& reason, int http_status) {
   std::lock_guard lock(mutex_);
   if (Status s = ensure_open(); !s) return s;
-  // Keep exactly what was sent, not a newer update of the same sessions.
-  const auto it = impl_->in_flight.find(batch_id);
-  if (it == impl_->in_flight.end())
+  const std::string& batch_id = batch.batch_id;
+  if (!impl_->in_flight.contains(batch_id))
     return Error{"cannot dead-letter a batch: batch " + batch_id + " is not in flight in this process"};
-  const std::vector<std::string>& lines = it->second.lines;
+  // The batch's own lines: exactly what was sent, not a newer update of the same sessions.
+  const std::vector<std::string>& lines = batch.lines;
   {
     Impl::Transaction tx(impl_->db.get());
     if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot dead-letter a batch");

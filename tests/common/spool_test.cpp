@@ -164,7 +164,7 @@ TEST(Spool, DeadLettersCanBeListedRequeuedAndPurged) {
   auto spool = open_spool(dir.file("spool.db"));
   ASSERT_TRUE(spool->append(std::vector{sample_record("a"), sample_record("b")}).ok());
   auto batch = spool->claim(10, std::chrono::seconds(60));
-  ASSERT_TRUE(spool->dead_letter((*batch)->batch_id, "line 2: field \"seq\" must be an integer", 400).ok());
+  ASSERT_TRUE(spool->dead_letter(**batch, "line 2: field \"seq\" must be an integer", 400).ok());
   EXPECT_EQ(spool->stats()->pending, 0u);
   auto letters = spool->dead_letters();
   ASSERT_EQ(letters->size(), 2u);
@@ -174,7 +174,7 @@ TEST(Spool, DeadLettersCanBeListedRequeuedAndPurged) {
   EXPECT_EQ(spool->stats()->pending, 2u);
   EXPECT_EQ(spool->stats()->dead_letters, 0u);
   batch = spool->claim(10, std::chrono::seconds(60));
-  ASSERT_TRUE(spool->dead_letter((*batch)->batch_id, "bad", 400).ok());
+  ASSERT_TRUE(spool->dead_letter(**batch, "bad", 400).ok());
   EXPECT_EQ(*spool->purge_dead_letters(), 2u);
   EXPECT_EQ(spool->stats()->dead_letters, 0u);
 }

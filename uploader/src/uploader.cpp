@@ -224,7 +224,7 @@ bool Uploader::Impl::settle(Flight& flight, const upload::DeliveryResult& result
       log(LogLevel::Error, "streamtally uploader: the collector rejected batch " + batch.batch_id + " (" +
                                std::to_string(batch.lines.size()) + " records), moved to the dead letters: " +
                                result.detail);
-      if (Status s = spool->dead_letter(batch.batch_id, result.detail, static_cast<int>(result.status)); !s.ok())
+      if (Status s = spool->dead_letter(batch, result.detail, static_cast<int>(result.status)); !s.ok())
         log(LogLevel::Error, "streamtally uploader: dead-lettering batch " + batch.batch_id + " failed: " + s.error());
       else
         batches_dead_lettered.fetch_add(1, std::memory_order_relaxed);

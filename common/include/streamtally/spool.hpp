@@ -91,7 +91,8 @@ class Spool {
   Result<std::optional<ClaimedBatch>> claim(std::size_t max_records, std::chrono::milliseconds lease);
   Status ack(const std::string& batch_id);
   Status release(const std::string& batch_id);
-  Status dead_letter(const std::string& batch_id, const std::string& reason, int http_status);
+  // Keeps the batch's lines (what was sent) as dead letters and ends the batch.
+  Status dead_letter(const ClaimedBatch& batch, const std::string& reason, int http_status);
 
   // Deletes up to max_rows closed sessions the collector has in full; returns how many.
   // Acks leave them for later when a backlog drains (a delete costs about what storing
