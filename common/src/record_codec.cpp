@@ -18,7 +18,7 @@
 
 #include "streamtally/utf8.hpp"
 
-// RapidJSON's SAX writer and in-situ-free DOM parser: the record codec runs once per
+// RapidJSON's SAX writer and in-situ DOM parser: the record codec runs once per
 // record on the edge (spool) and at the collector (ingest), so it must cost about a
 // microsecond, not the several that a std::map-based DOM costs (docs/DECISIONS.md).
 namespace streamtally {
@@ -209,7 +209,13 @@ Result<SessionRecord> decode_record(std::string_view line) {
   // UTF-8 is checked on the whole line at once (JSON's own syntax is ASCII): several
   // times faster than RapidJSON validating each string byte by byte while it parses.
   if (!is_valid_utf8(line)) return Error{"invalid UTF-8"};
-  doc.Parse(line.data(), line.size());
+  // Parsed in situ from a NUL-terminated copy: RapidJSON's SIMD string scanning only
+  // works on such streams (a length-bounded MemoryStream goes byte by byte), and the
+  // strings are not copied twice. A raw NUL is never valid JSON, and would end the copy.
+  if (line.find('\0') != std::string_view::npos) return Error{"malformed JSON"};
+  thread_local std::string text;
+  text.assign(line);
+  doc.ParseInsitu(text.data());
   if (doc.HasParseError()) return Error{"malformed JSON"};
   if (!doc.IsObject()) return Error{"a record must be a JSON object"};
 

@@ -94,6 +94,17 @@ TEST(RecordCodec, RejectsMalformedJsonAndInvalidUtf8) {
   line = encode_record(sample_record("s1"));
   line.replace(line.find("\"host\""), 6, "\"h\xC3\"");
   EXPECT_EQ(decode_record(line).error(), "invalid UTF-8");
+  // A raw NUL is never JSON: not inside a string, not after a complete object.
+  const std::string good = encode_record(sample_record("s1"));
+  EXPECT_EQ(decode_record(good + std::string("\0garbage", 8)).error(), "malformed JSON");
+  std::string nul_inside = good;
+  nul_inside[nul_inside.find("live/cam1") + 4] = '\0';
+  EXPECT_EQ(decode_record(nul_inside).error(), "malformed JSON");
+  // Escapes decode in place: the text is the one sent.
+  std::string escaped = good;
+  escaped.replace(escaped.find("live/cam1"), 9, R"(live\/\"cam\"\n\u00e9)");
+  ASSERT_TRUE(decode_record(escaped).ok());
+  EXPECT_EQ(decode_record(escaped)->stream, "live/\"cam\"\n\xC3\xA9");
 }
 
 TEST(RecordCodec, UnicodeEscapesMustSpellValidText) {
