@@ -1,8 +1,11 @@
 #include "http_server.hpp"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include "batch_decoder.hpp"
 #include "report_api.hpp"
@@ -68,6 +71,14 @@ CollectorServer::CollectorServer(CollectorConfig config, Store& store, std::func
   http_->set_read_timeout(config_.read_timeout_seconds, 0);
   http_->set_write_timeout(config_.read_timeout_seconds, 0);
   http_->set_tcp_nodelay(true);
+  // Debian's cpp-httplib 0.11 sets SO_REUSEPORT on the listening socket, so a second
+  // collector given the same address would bind too and silently take part of the
+  // traffic into its own store. SO_REUSEADDR alone still allows a quick restart.
+  http_->set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_socket_ = sock;  // the last one offered is the one bound
+  });
   install_routes();
 }
 
@@ -76,6 +87,11 @@ CollectorServer::~CollectorServer() = default;
 Status CollectorServer::bind() {
   if (!http_->bind_to_port(config_.host(), config_.port()))
     return Error{"cannot listen on " + config_.listen + " (address in use or not local?)"};
+  // The library listens with a backlog of 5: edges that reconnect at once (a collector
+  // restart, every nginx worker of a fleet) overflow it, and with SYN cookies some of
+  // those connections are reset mid-request. A second listen() sets the backlog anew.
+  if (::listen(listen_socket_, SOMAXCONN) != 0)
+    return Error{"cannot listen on " + config_.listen + ": " + std::strerror(errno)};
   return Status::Ok();
 }
 

@@ -44,6 +44,7 @@ class CollectorServer {
   std::function<void(IngestRecord&)> enrich_;
   CollectorMetrics metrics_;
   std::unique_ptr<httplib::Server> http_;
+  int listen_socket_ = -1;  // the socket bind() listens on, once it did
 };
 
 }  // namespace streamtally::collector
