@@ -10,25 +10,13 @@
 namespace streamtally::collector {
 namespace {
 
-constexpr const char* kViewtimeMs = "(end_t - started_at)";
-
+// Bounds and durations are integers from the query parser: written as numbers. Text goes
+// as external data tables.
 std::string filter_sql(const SessionsQuery& q, QueryValues& values) {
-  const SessionFilter& f = q.filter;
-  std::string w = " WHERE end_t >= " + std::to_string(f.from) + " AND started_at <= " + std::to_string(f.to);
-  auto any_of = [&](const char* column, const std::vector<std::string>& list) {
-    if (!list.empty()) w += std::string(" AND ") + column + " IN " + values.list(list);
-  };
-  any_of("stream", f.streams);
-  any_of("server_id", f.servers);
-  any_of("protocol", f.protocols);
-  if (f.user_id) w += " AND user_id = " + values.value(*f.user_id);
-  if (f.ip) w += " AND client_ip = " + values.value(*f.ip);
-  if (f.user_agent_contains) w += " AND position(user_agent, " + values.value(*f.user_agent_contains) + ") > 0";
-  if (f.type) w += " AND type = " + values.value(*f.type);
-  if (f.min_duration_ms) w += std::string(" AND ") + kViewtimeMs + " >= " + std::to_string(*f.min_duration_ms);
-  if (f.max_duration_ms) w += std::string(" AND ") + kViewtimeMs + " <= " + std::to_string(*f.max_duration_ms);
-  if (q.group == SessionGroup::User) w += " AND user_id IS NOT NULL";
-  return w;
+  return session_filter_sql(
+      q, {"", "position", [&](const std::string& v) { return values.value(v); },
+          [](int64_t v) { return std::to_string(v); },
+          [&](const std::vector<std::string>& list) { return values.list(list); }});
 }
 
 // One TabSeparated cell as the API renders it.

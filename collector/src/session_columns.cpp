@@ -109,4 +109,26 @@ GroupKeys session_tie_breaker(SessionGroup group) {
   return session_group_keys(group);
 }
 
+std::string session_filter_sql(const SessionsQuery& q, const FilterDialect& d) {
+  const SessionFilter& f = q.filter;
+  const std::string p = d.column_prefix;
+  const std::string viewtime_ms = "(" + p + "end_t - " + p + "started_at)";
+  std::string w = " WHERE " + p + "end_t >= " + d.integer(f.from) + " AND " + p + "started_at <= " + d.integer(f.to);
+  auto any_of = [&](const char* column, const std::vector<std::string>& list) {
+    if (!list.empty()) w += " AND " + p + column + " IN " + d.list(list);
+  };
+  any_of("stream", f.streams);
+  any_of("server_id", f.servers);
+  any_of("protocol", f.protocols);
+  if (f.user_id) w += " AND " + p + "user_id = " + d.text(*f.user_id);
+  if (f.ip) w += " AND " + p + "client_ip = " + d.text(*f.ip);
+  if (f.user_agent_contains)
+    w += std::string(" AND ") + d.contains + "(" + p + "user_agent, " + d.text(*f.user_agent_contains) + ") > 0";
+  if (f.type) w += " AND " + p + "type = " + d.text(*f.type);
+  if (f.min_duration_ms) w += " AND " + viewtime_ms + " >= " + d.integer(*f.min_duration_ms);
+  if (f.max_duration_ms) w += " AND " + viewtime_ms + " <= " + d.integer(*f.max_duration_ms);
+  if (q.group == SessionGroup::User) w += " AND " + p + "user_id IS NOT NULL";
+  return w;
+}
+
 }  // namespace streamtally::collector

@@ -8,6 +8,8 @@
 // the unique group's country from the group's first session.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,5 +39,19 @@ GroupKeys session_group_keys(SessionGroup group);
 // What orders equal rows, so pages are stable (never the insertion order, which
 // differs between stores).
 GroupKeys session_tie_breaker(SessionGroup group);
+
+// What differs between the stores in the sessions filter: how columns are named, how
+// values are bound (never written into the SQL) and the substring function.
+struct FilterDialect {
+  const char* column_prefix;  // "s." or ""
+  const char* contains;       // f(haystack, needle) > 0 when needle is in haystack
+  std::function<std::string(const std::string&)> text;
+  std::function<std::string(int64_t)> integer;
+  std::function<std::string(const std::vector<std::string>&)> list;  // the right side of IN
+};
+
+// The conditions of /v1/sessions' filter, " WHERE …": sessions open at some instant of
+// [from, to] (inclusive) that match every filter given.
+std::string session_filter_sql(const SessionsQuery& q, const FilterDialect& d);
 
 }  // namespace streamtally::collector

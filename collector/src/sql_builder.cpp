@@ -12,6 +12,12 @@ std::string SqlBuilder::param(int64_t value) {
   return "?" + std::to_string(values_.size());
 }
 
+std::string SqlBuilder::list(const std::vector<std::string>& values) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + param(values[i]);
+  return out + ")";
+}
+
 void SqlBuilder::bind_all(Statement& statement) const {
   for (std::size_t i = 0; i < values_.size(); ++i) {
     const int index = static_cast<int>(i + 1);
@@ -34,12 +40,7 @@ std::string where_sql(const std::vector<WhereClause>& where, SqlBuilder& sql) {
   for (const WhereClause& clause : where) {
     out += " AND (";
     out += session_dimension_sql(clause.dimension, sql);
-    out += " IN (";
-    for (std::size_t i = 0; i < clause.values.size(); ++i) {
-      if (i) out += ", ";
-      out += sql.param(clause.values[i]);
-    }
-    out += "))";
+    out += " IN " + sql.list(clause.values) + ")";
   }
   return out;
 }

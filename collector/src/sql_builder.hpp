@@ -17,6 +17,8 @@ class SqlBuilder {
   // Appends "?N" for a text value.
   std::string param(std::string value);
   std::string param(int64_t value);
+  // "(?N, ?M, …)": the right side of IN for a list of text values.
+  std::string list(const std::vector<std::string>& values);
   // Binds everything collected so far to a statement prepared from the text.
   void bind_all(Statement& statement) const;
 

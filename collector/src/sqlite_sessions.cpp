@@ -10,29 +10,14 @@
 namespace streamtally::collector {
 namespace {
 
-constexpr const char* kViewtimeMs = "(s.end_t - s.started_at)";
-
+// The session filter, after a lower bound on started_at that lets the index range stop
+// where no session can still be open at `from`.
 std::string filter_sql(const SessionsQuery& q, int64_t max_session_ms, SqlBuilder& sql) {
-  const SessionFilter& f = q.filter;
-  std::string w = " WHERE s.started_at >= " + sql.param(f.from - max_session_ms) + " AND s.started_at <= " +
-                  sql.param(f.to) + " AND s.end_t >= " + sql.param(f.from);
-  auto any_of = [&](const char* column, const std::vector<std::string>& values) {
-    if (values.empty()) return;
-    w += std::string(" AND ") + column + " IN (";
-    for (std::size_t i = 0; i < values.size(); ++i) w += (i ? ", " : "") + sql.param(values[i]);
-    w += ")";
-  };
-  any_of("s.stream", f.streams);
-  any_of("s.server_id", f.servers);
-  any_of("s.protocol", f.protocols);
-  if (f.user_id) w += " AND s.user_id = " + sql.param(*f.user_id);
-  if (f.ip) w += " AND s.client_ip = " + sql.param(*f.ip);
-  if (f.user_agent_contains) w += " AND instr(s.user_agent, " + sql.param(*f.user_agent_contains) + ") > 0";
-  if (f.type) w += " AND s.type = " + sql.param(*f.type);
-  if (f.min_duration_ms) w += std::string(" AND ") + kViewtimeMs + " >= " + sql.param(*f.min_duration_ms);
-  if (f.max_duration_ms) w += std::string(" AND ") + kViewtimeMs + " <= " + sql.param(*f.max_duration_ms);
-  if (q.group == SessionGroup::User) w += " AND s.user_id IS NOT NULL";
-  return w;
+  const std::string index_bound = " AND s.started_at >= " + sql.param(q.filter.from - max_session_ms);
+  const FilterDialect sqlite{"s.", "instr", [&](const std::string& v) { return sql.param(v); },
+                             [&](int64_t v) { return sql.param(v); },
+                             [&](const std::vector<std::string>& list) { return sql.list(list); }};
+  return session_filter_sql(q, sqlite) + index_bound;
 }
 
 }  // namespace
