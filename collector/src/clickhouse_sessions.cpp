@@ -1,8 +1,6 @@
 // /v1/sessions and CSV export on ClickHouse: the columns of session_columns.hpp over
 // the latest record of every session open at some instant of [from, to], in the
 // SQLite store's order (NULL first ascending, last descending; same tie-breakers).
-#include <algorithm>
-
 #include "clickhouse_sql.hpp"
 #include "clickhouse_store.hpp"
 #include "session_columns.hpp"
@@ -38,11 +36,8 @@ nlohmann::json cell(ColumnKind kind, std::optional<std::string>& text) {
 
 Result<SessionsPage> ClickHouseStore::sessions(const SessionsQuery& q) {
   const auto& columns = session_columns_of(q.group);
-  auto order = std::find_if(columns.begin(), columns.end(),
-                            [&](const SessionColumn& c) { return c.name == q.order_column; });
-  if (order == columns.end() || order->kind == ColumnKind::TagsJson)
-    return Error{"order: cannot order by \"" + q.order_column + "\""};
-  const auto order_index = order - columns.begin();
+  const auto order_index = session_order_column(q.group, q.order_column);
+  if (!order_index) return Error{order_index.error()};
 
   const GroupKeys keys = session_group_keys(q.group);
   const std::string group_by = *keys.clickhouse ? std::string(" GROUP BY ") + keys.clickhouse : std::string();
@@ -64,9 +59,10 @@ Result<SessionsPage> ClickHouseStore::sessions(const SessionsQuery& q) {
   }
 
   QueryValues values;
-  const bool nullable = order->kind == ColumnKind::NullableText || order->kind == ColumnKind::NullableInteger;
+  const ColumnKind order_kind = columns[*order_index].kind;
+  const bool nullable = order_kind == ColumnKind::NullableText || order_kind == ColumnKind::NullableInteger;
   std::string sql = "SELECT " + select + " FROM (" + latest + ")" + filter_sql(q, values) + group_by +
-                    " ORDER BY c" + std::to_string(order_index) + (q.descending ? " DESC" : "") +
+                    " ORDER BY c" + std::to_string(*order_index) + (q.descending ? " DESC" : "") +
                     (nullable ? (q.descending ? " NULLS LAST" : " NULLS FIRST") : "") + ", " +
                     session_tie_breaker(q.group).clickhouse + " LIMIT " + std::to_string(q.offset) + ", " +
                     std::to_string(q.limit) + " FORMAT TabSeparated";

@@ -1,5 +1,7 @@
 #include "session_columns.hpp"
 
+#include <algorithm>
+
 namespace streamtally::collector {
 
 const std::vector<SessionColumn>& session_columns_of(SessionGroup group) {
@@ -107,6 +109,14 @@ GroupKeys session_tie_breaker(SessionGroup group) {
     return {session_group_keys(group).sqlite,
             "c0, stream, protocol, client_ip, user_id NULLS FIRST, referer, user_agent"};
   return session_group_keys(group);
+}
+
+Result<std::size_t> session_order_column(SessionGroup group, const std::string& name) {
+  const auto& columns = session_columns_of(group);
+  auto order = std::find_if(columns.begin(), columns.end(), [&](const SessionColumn& c) { return c.name == name; });
+  if (order == columns.end() || order->kind == ColumnKind::TagsJson)
+    return Error{"order: cannot order by \"" + name + "\""};
+  return static_cast<std::size_t>(order - columns.begin());
 }
 
 std::string session_filter_sql(const SessionsQuery& q, const FilterDialect& d) {

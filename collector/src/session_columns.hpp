@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "report_model.hpp"
+#include "streamtally/result.hpp"
 
 namespace streamtally::collector {
 
@@ -27,6 +28,10 @@ struct SessionColumn {
 };
 
 const std::vector<SessionColumn>& session_columns_of(SessionGroup group);
+
+// The index in session_columns_of(group) of the column a page is ordered by; an error
+// naming the parameter when that column does not exist or cannot order (tags).
+Result<std::size_t> session_order_column(SessionGroup group, const std::string& name);
 
 // The group's GROUP BY keys after "GROUP BY " ("" for All), in each dialect. The
 // unique group's first key is the day (the first column).

@@ -1,8 +1,6 @@
 // /v1/sessions and CSV export on SQLite: Retroview's Sessions tabs (all, by stream,
 // by server, by user, unique per day). Group rows sum whole sessions that were open
 // at some instant of [from, to].
-#include <algorithm>
-
 #include "session_columns.hpp"
 #include "sql_builder.hpp"
 #include "sqlite_store.hpp"
@@ -25,11 +23,8 @@ std::string filter_sql(const SessionsQuery& q, int64_t max_session_ms, SqlBuilde
 Result<SessionsPage> SqliteStore::sessions(const SessionsQuery& q) {
   if (Status s = apply_before_read(); !s) return Error{s.error()};
   const auto& columns = session_columns_of(q.group);
-  auto order = std::find_if(columns.begin(), columns.end(),
-                            [&](const SessionColumn& c) { return c.name == q.order_column; });
-  if (order == columns.end() || order->kind == ColumnKind::TagsJson)
-    return Error{"order: cannot order by \"" + q.order_column + "\""};
-  const auto order_index = order - columns.begin();
+  const auto order_index = session_order_column(q.group, q.order_column);
+  if (!order_index) return Error{order_index.error()};
 
   auto db = acquire_reader();
   if (!db) return Error{db.error()};
@@ -51,7 +46,7 @@ Result<SessionsPage> SqliteStore::sessions(const SessionsQuery& q) {
   std::string text = "SELECT ";
   for (std::size_t i = 0; i < columns.size(); ++i) text += (i ? ", " : "") + std::string(columns[i].sqlite);
   text += " FROM sessions AS s" + filter_sql(q, max_session_ms_, sql) + group_by;
-  text += " ORDER BY " + std::to_string(order_index + 1) + (q.descending ? " DESC, " : ", ") +
+  text += " ORDER BY " + std::to_string(*order_index + 1) + (q.descending ? " DESC, " : ", ") +
           session_tie_breaker(q.group).sqlite;
   text += " LIMIT " + sql.param(q.limit) + " OFFSET " + sql.param(q.offset);
   Statement rows(lease.get(), text);
