@@ -28,6 +28,7 @@ Status read_yaml(const YAML::Node& root, CollectorConfig& c) {
     else if (key == "max_decompressed_bytes") c.max_decompressed_bytes = v.as<std::size_t>();
     else if (key == "max_records_per_batch") c.max_records_per_batch = v.as<std::size_t>();
     else if (key == "threads") c.threads = v.as<int>();
+    else if (key == "scan_threads") c.scan_threads = v.as<int>();
     else if (key == "keep_alive_seconds") c.keep_alive_seconds = v.as<int>();
     else if (key == "read_timeout_seconds") c.read_timeout_seconds = v.as<int>();
     else return Error{"unknown setting \"" + key + "\""};
@@ -66,6 +67,7 @@ Status validate(const CollectorConfig& c) {
   const int port = c.port();
   if (port < 0 || port > 65535 || c.host().empty()) return Error{"--listen must be HOST:PORT, got \"" + c.listen + "\""};
   if (c.threads < 1 || c.threads > 256) return Error{"threads must be 1..256"};
+  if (c.scan_threads < 0 || c.scan_threads > 64) return Error{"scan_threads must be 0 (one per core) .. 64"};
   if (c.max_body_bytes < 1024) return Error{"max_body_bytes must be at least 1024"};
   if (c.max_decompressed_bytes < c.max_body_bytes) return Error{"max_decompressed_bytes must be >= max_body_bytes"};
   for (const auto& t : c.ingest_tokens)
@@ -79,7 +81,7 @@ Result<CollectorConfig> parse_command_line(int argc, char** argv, int& exit_code
   CLI::App app{"streamtally-collector: ingest, storage, enrichment and the report API of StreamTally"};
   std::string listen, store, geoip, uap, config_file;
   std::vector<std::string> ingest_tokens, read_tokens;
-  int threads = 0;
+  int threads = 0, scan_threads = 0;
   app.add_option("--listen", listen, "HOST:PORT to serve on (default 127.0.0.1:8088)");
   app.add_option("--store", store,
                  "sqlite:PATH or clickhouse://HOST:PORT/DB (default sqlite:/var/lib/streamtally/collector.db)");
@@ -88,6 +90,8 @@ Result<CollectorConfig> parse_command_line(int argc, char** argv, int& exit_code
   app.add_option("--geoip", geoip, "tor-geoipdb file (geoip6 beside it is loaded too) or MaxMind .mmdb");
   app.add_option("--uap", uap, "uap-core regexes.yaml");
   app.add_option("--threads", threads, "HTTP worker threads (default 8)");
+  app.add_option("--scan-threads", scan_threads,
+                 "threads one report's session scan uses, SQLite store (default 0: one per core, at most 4)");
   app.add_option("--config", config_file, "YAML/JSON file with the same settings (listen, store, ingest_tokens, ...)");
   try {
     app.parse(argc, argv);
@@ -109,6 +113,7 @@ Result<CollectorConfig> parse_command_line(int argc, char** argv, int& exit_code
   if (app.count("--geoip")) config.geoip = geoip;
   if (app.count("--uap")) config.uap = uap;
   if (app.count("--threads")) config.threads = threads;
+  if (app.count("--scan-threads")) config.scan_threads = scan_threads;
   config.ingest_tokens.insert(config.ingest_tokens.end(), ingest_tokens.begin(), ingest_tokens.end());
   config.read_tokens.insert(config.read_tokens.end(), read_tokens.begin(), read_tokens.end());
   if (Status s = validate(config); !s) {

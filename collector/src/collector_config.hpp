@@ -22,6 +22,7 @@ struct CollectorConfig {
   std::size_t max_decompressed_bytes = 256u << 20;  // after gzip
   std::size_t max_records_per_batch = 200'000;
   int threads = 8;                     // HTTP worker threads
+  int scan_threads = 0;                // threads one report's session scan uses (SQLite); 0: one per core, at most 4
   int keep_alive_seconds = 30;
   int read_timeout_seconds = 30;
 

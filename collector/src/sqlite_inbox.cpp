@@ -170,7 +170,10 @@ Status SqliteStore::apply_chunk(int64_t through) {
   // Raised before the commit is visible: readers bound their range scans with it,
   // and a bound that is briefly too large is harmless, one too small is not.
   if (tx.max_session_ms() > max_session_ms_) max_session_ms_ = tx.max_session_ms();
-  if (Status s = exec_sql_status(db, "COMMIT"); !s) return abandon("commit failed: " + s.error());
+  {
+    std::unique_lock no_snapshot_starts(snapshot_mutex_);  // see snapshot_readers()
+    if (Status s = exec_sql_status(db, "COMMIT"); !s) return abandon("commit failed: " + s.error());
+  }
   tx.committed();
   applied_inbox_id_ = last_row;
   inbox_records_ -= records;

@@ -7,10 +7,13 @@
 //    dimension sets, not with sessions.
 //  - scan: reads the sessions open in the range (index on started_at, bounded by
 //    the longest session seen) for unique_viewers, ccu/max_ccu and the unbounded
-//    dimensions (user_id, referer_domain, tags).
+//    dimensions (user_id, referer_domain, tags). The started_at range is split into
+//    slices read in parallel, one per core, on connections that share one snapshot.
 // Sessions open in [F, T) = started before T minus ended before F (prefix sums).
 #include <algorithm>
+#include <future>
 #include <map>
+#include <thread>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -142,16 +145,18 @@ struct ScannedSession {
   GroupKey key;
 };
 
-// Reads only the columns the metrics need: started_at, end_t and type come from the
-// covering index sessions_by_start; the row itself only for viewers, chains, dimensions.
-Status scan_sessions(sqlite3* db, const ReportQuery& q, int64_t from, int64_t to, int64_t max_session_ms,
+// Reads the sessions that started in [starts.first, starts.second) and are open at or
+// after `from`, only the columns the metrics need: started_at, end_t and type come from
+// the covering index sessions_by_start; the row itself only for viewers, chains,
+// dimensions.
+Status scan_sessions(sqlite3* db, const ReportQuery& q, std::pair<int64_t, int64_t> starts, int64_t from,
                      bool need_viewers, const std::function<void(ScannedSession&&)>& visit) {
   SqlBuilder sql;
   std::string text = std::string("SELECT s.id, s.started_at, s.end_t, s.type, ") +
                      (need_viewers ? "s.client_ip, s.user_agent" : "'', ''");
   for (const auto& d : q.dimensions) text += ", " + session_dimension_sql(d, sql);
-  text += " FROM sessions AS s WHERE s.started_at >= " + sql.param(from - max_session_ms) +
-          " AND s.started_at < " + sql.param(to) + " AND s.end_t >= " + sql.param(from);
+  text += " FROM sessions AS s WHERE s.started_at >= " + sql.param(starts.first) +
+          " AND s.started_at < " + sql.param(starts.second) + " AND s.end_t >= " + sql.param(from);
   text += where_sql(q.where, sql);
   Statement st(db, text);
   if (!st.ok()) return Error{st.error()};
@@ -176,10 +181,12 @@ struct ScanGroup {
   std::vector<OpenInterval> intervals;
 };
 
-// The scan engine for both endpoints: buckets of bucket_ms from first over count
-// buckets (events: one bucket covering the range).
-Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q, int64_t first, int64_t length,
-                                               int64_t count, int64_t max_session_ms) {
+using ScanGroups = std::map<GroupKey, ScanGroup>;
+
+// One slice of the scan: the sessions that started in `starts`, accumulated per group
+// over count buckets of `length` from `first`.
+Result<ScanGroups> scan_slice(sqlite3* db, const ReportQuery& q, int64_t first, int64_t length, int64_t count,
+                              std::pair<int64_t, int64_t> starts) {
   const int64_t range_end = first + length * count;
   const bool need_chain = q.wants({Metric::Viewtime, Metric::BytesIn, Metric::BytesOut});
   const bool need_viewers = q.wants({Metric::UniqueViewers});
@@ -187,11 +194,11 @@ Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q
   Statement chain(db, "SELECT seq, t, bytes_in, bytes_out FROM updates WHERE session = ?1 ORDER BY seq");
   if (!chain.ok()) return Error{chain.error()};
 
-  std::map<GroupKey, ScanGroup> groups;
+  ScanGroups groups;
   std::string chain_error;
   bool too_many = false;
   auto bucket_of = [&](int64_t t) { return (floor_to(t, length) - first) / length; };
-  Status st = scan_sessions(db, q, first, range_end, max_session_ms, need_viewers, [&](ScannedSession&& s) {
+  Status st = scan_sessions(db, q, starts, first, need_viewers, [&](ScannedSession&& s) {
     if (too_many) return;
     auto [it, inserted] = groups.try_emplace(s.key);
     ScanGroup& g = it->second;
@@ -236,6 +243,51 @@ Result<std::map<GroupKey, ScanGroup>> run_scan(sqlite3* db, const ReportQuery& q
   return groups;
 }
 
+// Adds a later slice's groups into `into`. Slices are merged in started_at order, so
+// each group's intervals stay sorted by start (what the ccu sweep expects).
+void merge_slice(ScanGroups& into, ScanGroups&& slice) {
+  for (auto& [key, g] : slice) {
+    auto [it, inserted] = into.try_emplace(key, std::move(g));
+    if (inserted) continue;
+    ScanGroup& to = it->second;
+    for (std::size_t b = 0; b < to.sessions.size(); ++b) {
+      to.sessions[b] += g.sessions[b];
+      to.views[b] += g.views[b];
+      if (!to.additive.empty()) to.additive[b] += g.additive[b];
+      if (!to.viewers.empty()) to.viewers[b].merge(g.viewers[b]);
+    }
+    to.intervals.insert(to.intervals.end(), g.intervals.begin(), g.intervals.end());
+  }
+}
+
+// The scan engine for both endpoints: buckets of `length` from `first` over count
+// buckets (events: one bucket covering the range). The sessions that may be open in it
+// started in [first - max_session_ms, end); that range is cut into one slice per
+// connection, each read on a thread of its own (the first on this one). The
+// connections share one snapshot (SqliteStore::snapshot_readers).
+Result<ScanGroups> run_scan(std::span<sqlite3* const> dbs, const ReportQuery& q, int64_t first, int64_t length,
+                            int64_t count, int64_t max_session_ms) {
+  const int64_t lo = first - max_session_ms, hi = first + length * count;
+  const auto slices = static_cast<int64_t>(dbs.size());
+  auto slice = [&](int64_t i) {
+    return std::pair{lo + (hi - lo) * i / slices, lo + (hi - lo) * (i + 1) / slices};
+  };
+  std::vector<std::future<Result<ScanGroups>>> others;
+  for (int64_t i = 1; i < slices; ++i)
+    others.push_back(std::async(std::launch::async, [&, i] { return scan_slice(dbs[i], q, first, length, count, slice(i)); }));
+  Result<ScanGroups> groups = scan_slice(dbs[0], q, first, length, count, slice(0));
+  std::string error;
+  for (auto& other : others) {  // every slice is waited for: they use this frame
+    Result<ScanGroups> part = other.get();
+    if (!part && error.empty()) error = part.error();
+    if (part && groups) merge_slice(*groups, std::move(*part));
+  }
+  if (!groups) return Error{groups.error()};
+  if (!error.empty()) return Error{error};
+  if (static_cast<int64_t>(groups->size()) * count > kMaxReportPoints) return Error{report_too_large_error()};
+  return groups;
+}
+
 int64_t scan_value(Metric m, const ScanGroup& g, std::size_t b, const std::vector<int64_t>& ccu) {
   switch (m) {
     case Metric::Sessions: return g.sessions[b];
@@ -251,14 +303,13 @@ int64_t scan_value(Metric m, const ScanGroup& g, std::size_t b, const std::vecto
 
 Result<std::vector<GroupTotals>> SqliteStore::events(const ReportQuery& q) {
   if (Status s = apply_before_read(); !s) return Error{s.error()};
-  auto db = acquire_reader();
-  if (!db) return Error{db.error()};
-  ReadLease lease(*this, std::move(*db));
   std::vector<GroupTotals> result;
 
   const auto family = rollup_family_for(q, false);
   if (!family) {
-    auto groups = run_scan(lease.get(), q, q.from, q.to - q.from, 1, max_session_ms_);
+    auto readers = snapshot_readers();
+    if (!readers) return Error{readers.error()};
+    auto groups = run_scan((*readers)->connections(), q, q.from, q.to - q.from, 1, max_session_ms_);
     if (!groups) return Error{groups.error()};
     for (auto& [key, g] : *groups) {
       std::vector<int64_t> ccu;
@@ -271,6 +322,9 @@ Result<std::vector<GroupTotals>> SqliteStore::events(const ReportQuery& q) {
     return result;
   }
 
+  auto db = acquire_reader();
+  if (!db) return Error{db.error()};
+  ReadLease lease(*this, std::move(*db));
   // Prefix sums before `from` (sessions still open then) and sums over the range.
   std::map<std::pair<GroupKey, int64_t>, Counters> before, within;
   if (Status s = sum_rollups(lease.get(), *family, q, decompose(0, q.from), 0, 0, before); !s) return Error{s.error()};
@@ -292,9 +346,6 @@ Result<std::vector<GroupTotals>> SqliteStore::events(const ReportQuery& q) {
 
 Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
   if (Status s = apply_before_read(); !s) return Error{s.error()};
-  auto db = acquire_reader();
-  if (!db) return Error{db.error()};
-  ReadLease lease(*this, std::move(*db));
   Timeseries ts;
   ts.bucket_ms = q.bucket_ms;
   ts.first_bucket = floor_to(q.from, q.bucket_ms);
@@ -303,7 +354,9 @@ Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
 
   const auto family = rollup_family_for(q, true);
   if (!family) {
-    auto groups = run_scan(lease.get(), q, ts.first_bucket, ts.bucket_ms, ts.bucket_count, max_session_ms_);
+    auto readers = snapshot_readers();
+    if (!readers) return Error{readers.error()};
+    auto groups = run_scan((*readers)->connections(), q, ts.first_bucket, ts.bucket_ms, ts.bucket_count, max_session_ms_);
     if (!groups) return Error{groups.error()};
     for (auto& [key, g] : *groups) {
       std::vector<int64_t> ccu;
@@ -320,6 +373,9 @@ Result<Timeseries> SqliteStore::timeseries(const ReportQuery& q) {
     return ts;
   }
 
+  auto db = acquire_reader();
+  if (!db) return Error{db.error()};
+  ReadLease lease(*this, std::move(*db));
   // The coarsest rollup level whose buckets tile the requested bucket length.
   std::size_t level = 0;
   for (std::size_t l = 0; l < kRollupLevelCount; ++l)

@@ -1,5 +1,6 @@
 #include "sqlite_store.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "inbox_admission.hpp"
@@ -10,7 +11,10 @@
 
 namespace streamtally::collector {
 
-SqliteStore::SqliteStore(std::string path) : path_(std::move(path)) {}
+SqliteStore::SqliteStore(std::string path, int scan_threads)
+    : path_(std::move(path)),
+      scan_slices_(scan_threads > 0 ? static_cast<unsigned>(scan_threads)
+                                    : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxScanSlices)) {}
 SqliteStore::~SqliteStore() {
   if (applier_.joinable()) {
     {
@@ -26,11 +30,11 @@ SqliteStore::~SqliteStore() {
     if (Status s = apply_inbox(); !s) std::fprintf(stderr, "streamtally-collector: %s\n", s.error().c_str());
 }
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, int scan_threads) {
   std::error_code ec;
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  std::unique_ptr<SqliteStore> store(new SqliteStore(path));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path, scan_threads));
   if (Status s = store->init_writer(); !s) return Error{s.error()};
   if (Status s = store->open_inbox(); !s) return Error{s.error()};
   // Rows a previous process acknowledged but did not apply (killed, or a failed apply).
@@ -117,6 +121,30 @@ Result<SqliteDb> SqliteStore::acquire_reader() {
 void SqliteStore::release_reader(SqliteDb db) {
   std::lock_guard lock(readers_mutex_);
   if (readers_.size() < 16) readers_.push_back(std::move(db));
+}
+
+Result<std::unique_ptr<SqliteStore::SnapshotReaders>> SqliteStore::snapshot_readers() {
+  auto readers = std::make_unique<SnapshotReaders>();
+  for (unsigned i = 0; i < scan_slices_; ++i) {
+    auto db = acquire_reader();
+    if (!db) return Error{db.error()};
+    readers->leases_.push_back(std::make_unique<ReadLease>(*this, std::move(*db)));
+  }
+  // In WAL mode a read transaction takes its snapshot at its first read.
+  std::shared_lock no_commit(snapshot_mutex_);
+  for (auto& lease : readers->leases_) {
+    if (Status s = exec_sql_status(lease->get(), "BEGIN; SELECT 1 FROM sqlite_master LIMIT 1"); !s) {
+      (void)exec_sql_status(lease->get(), "ROLLBACK");
+      return Error{"store: starting a read: " + s.error()};
+    }
+    readers->connections_.push_back(lease->get());
+  }
+  return readers;
+}
+
+SqliteStore::SnapshotReaders::~SnapshotReaders() {
+  // Ends the read transactions; the leases then return the connections to the pool.
+  for (sqlite3* db : connections_) (void)exec_sql_status(db, "COMMIT");
 }
 
 // Group commit: a batch that arrives while another transaction commits waits; the

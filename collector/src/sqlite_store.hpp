@@ -32,6 +32,8 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -52,7 +54,9 @@ inline constexpr auto kApplyDelay = std::chrono::seconds(1);
 
 class SqliteStore final : public Store {
  public:
-  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path);
+  // scan_threads: how many slices a report's session scan reads in parallel, each on a
+  // connection and thread of its own; 0: one per core, at most kMaxScanSlices.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, int scan_threads = 0);
   ~SqliteStore() override;
 
   Result<IngestOutcome> ingest(const IngestBatch& batch) override;
@@ -80,8 +84,24 @@ class SqliteStore final : public Store {
     SqliteDb db_;
   };
 
+  // Pooled read-only connections that see one and the same snapshot of the store: each
+  // began its read transaction while no apply could commit (snapshot_mutex_). For scans
+  // read in parallel slices, one connection per slice (scan_slices_).
+  class SnapshotReaders {
+   public:
+    ~SnapshotReaders();
+    std::span<sqlite3* const> connections() const { return connections_; }
+
+   private:
+    friend class SqliteStore;
+    std::vector<std::unique_ptr<ReadLease>> leases_;
+    std::vector<sqlite3*> connections_;
+  };
+  static constexpr unsigned kMaxScanSlices = 4;
+  Result<std::unique_ptr<SnapshotReaders>> snapshot_readers();
+
  private:
-  explicit SqliteStore(std::string path);
+  SqliteStore(std::string path, int scan_threads);
   Status init_writer();
   Status open_inbox();
   Status move_legacy_inbox();
@@ -127,6 +147,10 @@ class SqliteStore final : public Store {
   bool stopping_ = false;
   std::mutex readers_mutex_;
   std::vector<SqliteDb> readers_;
+  // Held exclusively around an apply's COMMIT, shared while SnapshotReaders begin their
+  // read transactions: they all begin between the same two commits.
+  std::shared_mutex snapshot_mutex_;
+  unsigned scan_slices_ = 1;
   std::atomic<int64_t> max_session_ms_{0};  // longest session seen: bounds range scans
 
   friend class ReadLease;

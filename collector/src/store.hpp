@@ -76,7 +76,8 @@ class Store {
   std::vector<std::string> session_columns(SessionGroup group) const;
 };
 
-// "sqlite:PATH" (or a bare path) or "clickhouse://HOST:PORT/DB".
-Result<std::unique_ptr<Store>> open_store(const std::string& spec);
+// "sqlite:PATH" (or a bare path) or "clickhouse://HOST:PORT/DB". scan_threads: see
+// SqliteStore::open (ClickHouse plans its own threads).
+Result<std::unique_ptr<Store>> open_store(const std::string& spec, int scan_threads = 0);
 
 }  // namespace streamtally::collector

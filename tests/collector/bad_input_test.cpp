@@ -236,11 +236,15 @@ TEST(ReadTokens, EveryReadEndpointNeedsOneWhenConfigured) {
 TEST(CollectorCommandLine, HelpConfigFileAndErrors) {
   const CommandResult help = run_command({collector_binary(), "--help"}, std::chrono::seconds(10));
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* option : {"--listen", "--store", "--ingest-token", "--read-token", "--geoip", "--uap", "--config"})
+  for (const char* option :
+       {"--listen", "--store", "--ingest-token", "--read-token", "--geoip", "--uap", "--scan-threads", "--config"})
     EXPECT_NE(help.out.find(option), std::string::npos) << option;
   const CommandResult bad = run_command({collector_binary(), "--listen", "nonsense"}, std::chrono::seconds(10));
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("--listen"), std::string::npos) << bad.err;
+  const CommandResult slices = run_command({collector_binary(), "--scan-threads", "-1"}, std::chrono::seconds(10));
+  EXPECT_EQ(slices.exit_code, 2);
+  EXPECT_NE(slices.err.find("scan_threads"), std::string::npos) << slices.err;
   const CommandResult clickhouse =
       run_command({collector_binary(), "--store", "clickhouse://127.0.0.1:1/db"}, std::chrono::seconds(30));
   EXPECT_NE(clickhouse.exit_code, 0);
@@ -252,7 +256,7 @@ TEST(CollectorCommandLine, HelpConfigFileAndErrors) {
   {
     std::ofstream config(dir.file("collector.yaml"));
     config << "listen: 127.0.0.1:" << port << "\nstore: sqlite:" << dir.file("cfg.db")
-           << "\ningest_tokens: [from-file]\nread_tokens:\n  - file-reader\n";
+           << "\ningest_tokens: [from-file]\nread_tokens:\n  - file-reader\nscan_threads: 2\n";
   }
   ChildProcess::Options options;
   options.argv = {collector_binary(), "--config", dir.file("collector.yaml")};
