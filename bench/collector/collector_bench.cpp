@@ -16,7 +16,9 @@
 // clickhouse-server the bench starts on 127.0.0.1 (the baselines stay plain SQLite).
 //
 // Usage: collector_bench [--sessions 1000000,10000000] [--ingest-records 400000]
-//                        [--connections 4] [--dir DIR] [--store sqlite|clickhouse]
+//                        [--connections 4] [--dir DIR] [--store sqlite|clickhouse] [--keep]
+// --keep leaves the stores in DIR (reports_N.db), to profile a report against them with a
+// real collector: streamtally-collector --store sqlite:DIR/reports_N.db
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
@@ -423,7 +425,14 @@ int main(int argc, char** argv) {
   int64_t ingest_records = 400'000;
   int connections = 4;
   std::filesystem::path dir = std::filesystem::temp_directory_path() / "streamtally-collector-bench";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool keep = false;
+  for (int i = 1; i < argc; i += 2) {
+    if (std::string(argv[i]) == "--keep") {
+      keep = true;
+      --i;  // a flag without a value
+      continue;
+    }
+    if (i + 1 >= argc) break;
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--sessions") {
       sizes.clear();
@@ -452,6 +461,9 @@ int main(int argc, char** argv) {
               dir.c_str(), clickhouse_server ? "ClickHouse (a clickhouse-server on 127.0.0.1)" : "SQLite");
   if (ingest_records > 0) bench_ingest(dir, ingest_records, connections);
   for (int64_t n : sizes) bench_reports(dir, n);
-  std::filesystem::remove_all(dir);
+  if (keep)
+    std::printf("stores kept in %s\n", dir.c_str());
+  else
+    std::filesystem::remove_all(dir);
   return 0;
 }
