@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <thread>
 #include <unordered_map>
 
@@ -109,10 +110,13 @@ struct Spool::Impl {
   Statement add_dropped;
   Statement expire_claims;
   Statement leased_ids;
+  Statement first_pending_ids;
   Statement pending_rows;
   Statement insert_claim;
   Statement delete_claim;
   Statement dequeue;
+  Statement queued_in_range;
+  Statement dequeue_range;
   Statement drop_delivered;
   Statement sweep_all_delivered;
   // Closed sessions this process saw delivered and has not swept yet.
@@ -129,6 +133,35 @@ struct Spool::Impl {
     std::vector<char> closed;
   };
   std::unordered_map<std::string, InFlight> in_flight;
+
+  // Dequeues what a delivered batch sent: each row, unless a newer update of its session
+  // was queued since (its seq is higher then). A batch's ids ascend (claimed in id
+  // order); when every queued row between its first and last id is one of them and was
+  // sent, one range delete does it (half the cost of a delete per row), else row by row.
+  int dequeue_delivered(const InFlight& flight) {
+    if (flight.ids.empty()) return SQLITE_DONE;
+    const int64_t lo = flight.ids.front(), hi = flight.ids.back();
+    queued_in_range.bind(1, lo).bind(2, hi);
+    bool whole_range = true;
+    std::size_t i = 0;
+    int rc;
+    while (whole_range && (rc = queued_in_range.step_rc()) == SQLITE_ROW) {
+      const int64_t id = queued_in_range.int64(0);
+      while (i < flight.ids.size() && flight.ids[i] < id) ++i;
+      whole_range = i < flight.ids.size() && flight.ids[i] == id && queued_in_range.int64(1) <= flight.seqs[i];
+    }
+    queued_in_range.reset();
+    if (whole_range && rc != SQLITE_DONE) return rc;
+    if (whole_range) {
+      dequeue_range.bind(1, lo).bind(2, hi);
+      return dequeue_range.step_and_reset();
+    }
+    for (std::size_t k = 0; k < flight.ids.size(); ++k) {
+      dequeue.bind(1, flight.ids[k]).bind(2, flight.seqs[k]);
+      if ((rc = dequeue.step_and_reset()) != SQLITE_DONE) return rc;
+    }
+    return SQLITE_DONE;
+  }
 
   // BEGIN IMMEDIATE ... COMMIT, rolled back unless commit() succeeded. IMMEDIATE takes
   // the write lock up front: a deferred read-then-write transaction in WAL mode fails
@@ -365,13 +398,19 @@ Status Spool::prepare() {
   im.add_dropped = Statement(db, "UPDATE meta SET value = value + ?1 WHERE key = ?2");
   im.expire_claims = Statement(db, "DELETE FROM claims WHERE lease_until < ?1");
   im.leased_ids = Statement(db, "SELECT ids FROM claims");
+  // A claim joins the wide session rows from the first queued id no batch holds: the
+  // rows other batches hold come first in id order (with two requests in flight, two
+  // batches' worth), and joining them too cost as much as the claim itself.
+  im.first_pending_ids = Statement(db, "SELECT id FROM pending ORDER BY id");
   im.pending_rows = Statement(db,
                               "SELECT p.id, s.seq, s.closed, s.body, p.since FROM pending p JOIN sessions s "
-                              "ON s.id = p.id ORDER BY p.id LIMIT ?1");
+                              "ON s.id = p.id WHERE p.id >= ?2 ORDER BY p.id LIMIT ?1");
   im.insert_claim = Statement(db, "INSERT INTO claims(batch_id, lease_until, ids) VALUES(?1, ?2, ?3)");
   im.delete_claim = Statement(db, "DELETE FROM claims WHERE batch_id = ?1");
   // A newer update that arrived while the batch was in flight stays queued.
   im.dequeue = Statement(db, "DELETE FROM pending WHERE id = ?1 AND seq <= ?2");
+  im.queued_in_range = Statement(db, "SELECT id, seq FROM pending WHERE id BETWEEN ?1 AND ?2");
+  im.dequeue_range = Statement(db, "DELETE FROM pending WHERE id BETWEEN ?1 AND ?2");
   im.drop_delivered = Statement(db,
                                 "DELETE FROM sessions WHERE id = ?1 AND closed = 1 AND "
                                 "NOT EXISTS (SELECT 1 FROM pending WHERE id = ?1)");
@@ -380,8 +419,9 @@ Status Spool::prepare() {
                                      "AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = sessions.id) "
                                      "ORDER BY id LIMIT ?1)");
   for (const Statement* st : {&im.insert_session, &im.update_session, &im.session_row, &im.enqueue, &im.add_dropped,
-                              &im.expire_claims, &im.leased_ids, &im.pending_rows, &im.insert_claim,
-                              &im.delete_claim, &im.dequeue, &im.drop_delivered, &im.sweep_all_delivered})
+                              &im.expire_claims, &im.leased_ids, &im.first_pending_ids, &im.pending_rows, &im.insert_claim,
+                              &im.delete_claim, &im.dequeue, &im.queued_in_range, &im.dequeue_range, &im.drop_delivered,
+                              &im.sweep_all_delivered})
     if (!st->ok()) return handle_error(st->prepare_rc(), "cannot prepare spool statements");
   return Status::Ok();
 }
@@ -514,8 +554,19 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   ClaimedBatch batch;
   batch.oldest_created_ms = now;
   Impl::InFlight flight;
-  // Every leased row may come first in id order: ask for that many more.
-  im.pending_rows.bind(1, static_cast<int64_t>(max_records + leased.size()));
+  // The leased rows before the first free one are skipped on the narrow queue; any
+  // leased row after it may still come first in id order: ask for that many more.
+  int64_t first_free = 0;
+  std::size_t leased_before = 0;
+  while ((rc = im.first_pending_ids.step_rc()) == SQLITE_ROW) {
+    first_free = im.first_pending_ids.int64(0);
+    if (!std::binary_search(leased.begin(), leased.end(), first_free)) break;
+    ++leased_before;
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(im.first_pending_ids, rc);
+  im.first_pending_ids.reset();
+  if (rc == SQLITE_DONE) first_free = std::numeric_limits<int64_t>::max();  // every queued row is leased
+  im.pending_rows.bind(1, static_cast<int64_t>(max_records + leased.size() - leased_before)).bind(2, first_free);
   while (flight.ids.size() < max_records && (rc = im.pending_rows.step_rc()) == SQLITE_ROW) {
     const int64_t id = im.pending_rows.int64(0);
     if (std::binary_search(leased.begin(), leased.end(), id)) continue;
@@ -556,10 +607,10 @@ Status Spool::finish_batch(const std::string& batch_id, bool delivered, const ch
   const Impl::InFlight& flight = it->second;
   Impl::Transaction tx(im.db.get());
   if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), what);
-  for (std::size_t i = 0; delivered && i < flight.ids.size(); ++i) {
-    im.dequeue.bind(1, flight.ids[i]).bind(2, flight.seqs[i]);
-    if (int rc = im.dequeue.step_and_reset(); rc != SQLITE_DONE) return handle_error(rc, what);
-    if (flight.closed[i]) im.delivered_closed.push_back(flight.ids[i]);
+  if (delivered) {
+    if (int rc = im.dequeue_delivered(flight); rc != SQLITE_DONE) return handle_error(rc, what);
+    for (std::size_t i = 0; i < flight.ids.size(); ++i)
+      if (flight.closed[i]) im.delivered_closed.push_back(flight.ids[i]);
   }
   im.delete_claim.bind_static(1, batch_id);
   if (int rc = im.delete_claim.step_and_reset(); rc != SQLITE_DONE) return handle_error(rc, what);

@@ -113,6 +113,52 @@ TEST(Spool, UpdateWhileInFlightIsSentAfterTheAck) {
   EXPECT_EQ(lines[0].seq, 2);
 }
 
+TEST(Spool, AnAckLeavesTheRowsOfABatchClaimedBetweenItsOwn) {
+  // Batches interleave in id order once one is released: the ack of the outer batch
+  // must dequeue its own rows only (an ack dequeues a whole id range at once when the
+  // range holds nothing else), and a claim skips the leased rows wherever they are.
+  TempDir dir;
+  auto spool = open_spool(dir.file("spool.db"));
+  std::vector<SessionRecord> records;
+  for (int i = 0; i < 10; ++i) records.push_back(sample_record("s" + std::to_string(i)));
+  ASSERT_EQ(spool->append(records)->appended, 10u);
+  auto first = spool->claim(3, std::chrono::seconds(60));
+  auto middle = spool->claim(3, std::chrono::seconds(60));
+  ASSERT_TRUE(first->has_value() && middle->has_value());
+  ASSERT_TRUE(spool->release((*first)->batch_id).ok());
+  auto outer = spool->claim(100, std::chrono::seconds(60));  // s0-s2 and s6-s9, around the middle batch
+  ASSERT_TRUE(outer->has_value());
+  ASSERT_EQ((*outer)->lines.size(), 7u);
+  EXPECT_EQ(decode_record((*outer)->lines.front()).value().session_id, "s0");
+  EXPECT_EQ(decode_record((*outer)->lines[3]).value().session_id, "s6");
+  ASSERT_TRUE(spool->ack((*outer)->batch_id).ok());
+  EXPECT_EQ(spool->stats()->pending, 3u);  // the middle batch's rows are still queued
+  ASSERT_TRUE(spool->release((*middle)->batch_id).ok());
+  auto rest = spool->claim(100, std::chrono::seconds(60));
+  ASSERT_TRUE(rest->has_value());
+  EXPECT_EQ((*rest)->lines, (*middle)->lines);
+  ASSERT_TRUE(spool->ack((*rest)->batch_id).ok());
+  EXPECT_EQ(spool->stats()->pending, 0u);
+}
+
+TEST(Spool, AnUpdateQueuedInsideADeliveredBatchStays) {
+  // A newer update of a session in the middle of a batch arrives while it is in flight:
+  // the ack dequeues every other row and leaves that one for the next batch.
+  TempDir dir;
+  auto spool = open_spool(dir.file("spool.db"));
+  std::vector<SessionRecord> records;
+  for (int i = 0; i < 5; ++i) records.push_back(sample_record("s" + std::to_string(i), 1));
+  ASSERT_EQ(spool->append(records)->appended, 5u);
+  auto batch = spool->claim(10, std::chrono::seconds(60));
+  ASSERT_EQ((*batch)->lines.size(), 5u);
+  ASSERT_TRUE(spool->append(std::vector{sample_record("s2", 2)}).ok());
+  ASSERT_TRUE(spool->ack((*batch)->batch_id).ok());
+  auto lines = decode_all(*spool->pending_lines());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].session_id, "s2");
+  EXPECT_EQ(lines[0].seq, 2);
+}
+
 TEST(Spool, ClosedSessionsLeaveTheFileOnceDeliveredOpenOnesStayForRecovery) {
   TempDir dir;
   auto spool = open_spool(dir.file("spool.db"));
