@@ -9,10 +9,14 @@
 // The upload figure includes both plus gzip, HTTP and the receiver's decoding, so
 // the ratios say how much the network path costs on top of each.
 //
-// Usage: upload_bench [records=200000] [batch_size=500]
+// Each figure is the median of `runs` runs (each on a freshly filled spool), with the
+// lowest and highest: on a shared 2-core machine one run moves by ±30 %.
+//
+// Usage: upload_bench [records=200000] [batch_size=500] [runs=5]
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -78,6 +82,23 @@ test::TestReceiver::Options lean_receiver() {
   return options;
 }
 
+// Median, lowest and highest of a figure measured several times.
+struct Spread {
+  std::vector<double> values;
+  void add(double v) { values.push_back(v); }
+  double median() const {
+    std::vector<double> sorted = values;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted[sorted.size() / 2];
+  }
+  std::string text() const {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%10.0f records/s  (median of %zu, %.0f–%.0f)", median(), values.size(),
+                  *std::min_element(values.begin(), values.end()), *std::max_element(values.begin(), values.end()));
+    return buf;
+  }
+};
+
 std::string batch_body(const std::vector<SessionRecord>& records, std::size_t begin, std::size_t n) {
   std::string body;
   for (std::size_t i = begin; i < begin + n; ++i) {
@@ -92,10 +113,11 @@ std::string batch_body(const std::vector<SessionRecord>& records, std::size_t be
 int main(int argc, char** argv) {
   const std::size_t count = argc > 1 ? std::stoul(argv[1]) : 200000;
   const std::size_t batch_size = argc > 2 ? std::stoul(argv[2]) : 500;
+  const std::size_t runs = std::max<std::size_t>(1, argc > 3 ? std::stoul(argv[3]) : 5);
   const auto dir = std::filesystem::temp_directory_path() / ("upload_bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
-  std::printf("upload_bench: %zu typical records (every SPEC field, ~1/3 with tags), batches of %zu\n", count,
-              batch_size);
+  std::printf("upload_bench: %zu typical records (every SPEC field, ~1/3 with tags), batches of %zu, %zu runs\n",
+              count, batch_size, runs);
   const auto records = test::varied_records(count);
 
   // Baseline 1: the receiver's decode rate, and gzip sizes at levels 1 and 6.
@@ -113,93 +135,104 @@ int main(int argc, char** argv) {
     gz6_bytes += gzip_compress(body, 6).size();
     gz6_s += seconds_since(t);
   }
-  auto t = Clock::now();
-  std::size_t decoded = 0;
-  for (const auto& gz : gz1) {
-    auto text = gzip_decompress(gz, 1u << 30);
-    std::size_t begin = 0;
-    while (begin < text->size()) {
-      const std::size_t end = text->find('\n', begin);
-      decoded += decode_record(std::string_view(*text).substr(begin, end - begin)).ok();
-      begin = end + 1;
-    }
-  }
-  const double decode_rate = static_cast<double>(decoded) / seconds_since(t);
-
-  // Baseline 2: the spool's claim + ack rate.
-  double spool_rate = 0, claim_s = 0, ack_s = 0;
-  {
-    auto spool = filled_spool((dir / "claim.db").string(), records);
-    std::size_t claimed = 0;
-    for (;;) {
-      auto t_claim = Clock::now();
-      auto batch = spool->claim(batch_size, std::chrono::minutes(2));
-      claim_s += seconds_since(t_claim);
-      if (!batch.ok() || !batch->has_value()) break;
-      claimed += (*batch)->lines.size();
-      auto t_ack = Clock::now();
-      if (!spool->ack((*batch)->batch_id).ok()) return 1;
-      ack_s += seconds_since(t_ack);
-    }
-    spool_rate = static_cast<double>(claimed) / (claim_s + ack_s);
-  }
-
-  // The HTTP path alone: BatchSender (gzip + POST with keep-alive) -> receiver that
-  // decodes every record; batches come from memory, not from the spool.
-  double http_rate = 0;
-  {
-    test::TestReceiver receiver(lean_receiver());
-    std::vector<std::vector<std::string>> batches;
-    for (std::size_t i = 0; i < count; i += batch_size) {
-      batches.emplace_back();
-      for (std::size_t j = i; j < std::min(count, i + batch_size); ++j) batches.back().push_back(encode_record(records[j]));
-    }
-    upload::HttpClient client(upload::HttpClientOptions{});
-    upload::WireCounters wire;
-    upload::BatchSender sender(client, receiver.url(), "bench", wire);
-    t = Clock::now();
-    for (const auto& batch : batches)
-      if (sender.deliver(make_uuid_v4(), batch).verdict != upload::Verdict::Delivered) return 1;
-    http_rate = static_cast<double>(wire.records_delivered.load()) / seconds_since(t);
-  }
-
-  // The measurement: Uploader -> HTTP on loopback -> receiver decoding every record.
-  test::TestReceiver receiver(lean_receiver());
-  auto spool = filled_spool((dir / "upload.db").string(), records);
-  UploaderOptions options;
-  options.collector_url = receiver.url();
-  options.token = "bench";
-  options.batch_size = batch_size;
-  Uploader uploader(spool, options);
-  t = Clock::now();
-  uploader.start();
-  const bool drained = uploader.drain(std::chrono::minutes(10));
-  const double upload_s = seconds_since(t);
-  uploader.stop(std::chrono::seconds(5));
-  // Delivered closed sessions leave the spool file in bulk once it is drained (the
-  // uploader's sweep): part of what a drained backlog costs, timed apart.
-  for (;;) {
-    auto swept = spool->sweep_delivered(1u << 20);
-    if (!swept.ok() || *swept == 0) break;
-  }
-  const double swept_s = seconds_since(t);
-  const auto c = uploader.counters();
+  Spread decode, spool_rate, claim_rate, ack_rate, http, upload, upload_swept;
   std::size_t received = 0;
-  for (const auto& request : receiver.requests()) received += request.decode_error.empty() ? request.record_count : 0;
-  const double upload_rate = static_cast<double>(c.records_uploaded) / upload_s;
+  bool all_drained = true;
+  UploaderCounters c;
+  for (std::size_t run = 0; run < runs; ++run) {
+    // Baseline 1: the receiver's own work alone.
+    auto t = Clock::now();
+    std::size_t decoded = 0;
+    for (const auto& gz : gz1) {
+      auto text = gzip_decompress(gz, 1u << 30);
+      std::size_t begin = 0;
+      while (begin < text->size()) {
+        const std::size_t end = text->find('\n', begin);
+        decoded += decode_record(std::string_view(*text).substr(begin, end - begin)).ok();
+        begin = end + 1;
+      }
+    }
+    decode.add(static_cast<double>(decoded) / seconds_since(t));
 
-  std::printf("  baseline decode  : %10.0f records/s  (gunzip + decode_record, one core, no HTTP)\n", decode_rate);
-  std::printf("  baseline spool   : %10.0f records/s  (claim + ack, no HTTP; claim %.0f/s, ack %.0f/s)\n",
-              spool_rate, static_cast<double>(count) / claim_s, static_cast<double>(count) / ack_s);
-  std::printf("  http path only   : %10.0f records/s  (gzip + POST + receiver decode, batches from memory)\n",
-              http_rate);
-  std::printf("  upload           : %10.0f records/s  (%zu records in %.2f s, %llu batches, %zu decoded by the receiver%s)\n",
-              upload_rate, static_cast<std::size_t>(c.records_uploaded), upload_s,
-              static_cast<unsigned long long>(c.batches_acked), received, drained ? "" : ", NOT DRAINED");
-  std::printf("  upload + sweep   : %10.0f records/s  (until the delivered sessions also left the spool file: %.2f s)\n",
-              static_cast<double>(c.records_uploaded) / swept_s, swept_s);
-  std::printf("  ratio upload/decode = %.2f, upload/spool = %.2f, http path/decode = %.2f\n",
-              upload_rate / decode_rate, upload_rate / spool_rate, http_rate / decode_rate);
+    // Baseline 2: the spool's claim + ack rate.
+    {
+      auto spool = filled_spool((dir / "claim.db").string(), records);
+      std::size_t claimed = 0;
+      double claim_s = 0, ack_s = 0;
+      for (;;) {
+        auto t_claim = Clock::now();
+        auto batch = spool->claim(batch_size, std::chrono::minutes(2));
+        claim_s += seconds_since(t_claim);
+        if (!batch.ok() || !batch->has_value()) break;
+        claimed += (*batch)->lines.size();
+        auto t_ack = Clock::now();
+        if (!spool->ack((*batch)->batch_id).ok()) return 1;
+        ack_s += seconds_since(t_ack);
+      }
+      spool_rate.add(static_cast<double>(claimed) / (claim_s + ack_s));
+      claim_rate.add(static_cast<double>(claimed) / claim_s);
+      ack_rate.add(static_cast<double>(claimed) / ack_s);
+    }
+
+    // The HTTP path alone: BatchSender (gzip + POST with keep-alive) -> receiver that
+    // decodes every record; batches come from memory, not from the spool.
+    {
+      test::TestReceiver receiver(lean_receiver());
+      std::vector<std::vector<std::string>> batches;
+      for (std::size_t i = 0; i < count; i += batch_size) {
+        batches.emplace_back();
+        for (std::size_t j = i; j < std::min(count, i + batch_size); ++j)
+          batches.back().push_back(encode_record(records[j]));
+      }
+      upload::HttpClient client(upload::HttpClientOptions{});
+      upload::WireCounters wire;
+      upload::BatchSender sender(client, receiver.url(), "bench", wire);
+      t = Clock::now();
+      for (const auto& batch : batches)
+        if (sender.deliver(make_uuid_v4(), batch).verdict != upload::Verdict::Delivered) return 1;
+      http.add(static_cast<double>(wire.records_delivered.load()) / seconds_since(t));
+    }
+
+    // The measurement: Uploader -> HTTP on loopback -> receiver decoding every record.
+    test::TestReceiver receiver(lean_receiver());
+    auto spool = filled_spool((dir / "upload.db").string(), records);
+    UploaderOptions options;
+    options.collector_url = receiver.url();
+    options.token = "bench";
+    options.batch_size = batch_size;
+    Uploader uploader(spool, options);
+    t = Clock::now();
+    uploader.start();
+    all_drained = uploader.drain(std::chrono::minutes(10)) && all_drained;
+    const double upload_s = seconds_since(t);
+    uploader.stop(std::chrono::seconds(5));
+    // Delivered closed sessions leave the spool file in bulk once it is drained (the
+    // uploader's sweep): part of what a drained backlog costs, timed apart.
+    for (;;) {
+      auto swept = spool->sweep_delivered(1u << 20);
+      if (!swept.ok() || *swept == 0) break;
+    }
+    const double swept_s = seconds_since(t);
+    c = uploader.counters();
+    received = 0;
+    for (const auto& request : receiver.requests()) received += request.decode_error.empty() ? request.record_count : 0;
+    if (received != count) all_drained = false;
+    upload.add(static_cast<double>(c.records_uploaded) / upload_s);
+    upload_swept.add(static_cast<double>(c.records_uploaded) / swept_s);
+  }
+
+  std::printf("  baseline decode  : %s  (gunzip + decode_record, one core, no HTTP)\n", decode.text().c_str());
+  std::printf("  baseline spool   : %s  (claim + ack, no HTTP; claim %.0f/s, ack %.0f/s)\n", spool_rate.text().c_str(),
+              claim_rate.median(), ack_rate.median());
+  std::printf("  http path only   : %s  (gzip + POST + receiver decode, batches from memory)\n", http.text().c_str());
+  std::printf("  upload           : %s  (%llu batches a run, every record decoded by the receiver%s)\n",
+              upload.text().c_str(), static_cast<unsigned long long>(c.batches_acked),
+              all_drained ? "" : "; NOT DRAINED in some run");
+  std::printf("  upload + sweep   : %s  (until the delivered sessions also left the spool file)\n",
+              upload_swept.text().c_str());
+  std::printf("  ratio upload/decode = %.2f, upload/spool = %.2f, http path/decode = %.2f (medians)\n",
+              upload.median() / decode.median(), upload.median() / spool_rate.median(),
+              http.median() / decode.median());
   std::printf("  wire: %.1f gzip bytes/record (raw NDJSON %.1f bytes/record, %.1fx smaller)\n",
               static_cast<double>(c.bytes_uploaded) / static_cast<double>(c.records_uploaded),
               static_cast<double>(raw_bytes) / static_cast<double>(count),
@@ -208,5 +241,5 @@ int main(int argc, char** argv) {
               static_cast<double>(gz1_bytes) / static_cast<double>(count), raw_bytes / gz1_s / 1e6,
               static_cast<double>(gz6_bytes) / static_cast<double>(count), raw_bytes / gz6_s / 1e6);
   std::filesystem::remove_all(dir);
-  return drained && received == count ? 0 : 1;
+  return all_drained ? 0 : 1;
 }
