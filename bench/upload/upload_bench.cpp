@@ -178,12 +178,12 @@ int main(int argc, char** argv) {
     // decodes every record; batches come from memory, not from the spool.
     {
       test::TestReceiver receiver(lean_receiver());
-      std::vector<std::vector<std::string>> batches;
-      for (std::size_t i = 0; i < count; i += batch_size) {
-        batches.emplace_back();
-        for (std::size_t j = i; j < std::min(count, i + batch_size); ++j)
-          batches.back().push_back(encode_record(records[j]));
-      }
+      std::vector<std::string> encoded;
+      for (const SessionRecord& r : records) encoded.push_back(encode_record(r));
+      std::vector<std::vector<std::string_view>> batches;
+      for (std::size_t i = 0; i < count; i += batch_size)
+        batches.emplace_back(encoded.begin() + static_cast<std::ptrdiff_t>(i),
+                             encoded.begin() + static_cast<std::ptrdiff_t>(std::min(count, i + batch_size)));
       upload::HttpClient client(upload::HttpClientOptions{});
       upload::WireCounters wire;
       upload::BatchSender sender(client, receiver.url(), "bench", wire);

@@ -122,6 +122,9 @@ struct Spool::Impl {
   // Closed sessions this process saw delivered and has not swept yet.
   std::vector<int64_t> delivered_closed;
   enum class LastClaim { Empty, Short, Full } last_claim = LastClaim::Empty;
+  // A claim's buffer is sized from the last claim's bytes per record, so it is not
+  // regrown (and copied) a dozen times while it fills.
+  std::size_t line_bytes = 512;
 
   // What this process has in flight: per batch the rows, the seq each row had when it
   // was claimed (what the collector gets) and whether that update closed the session, so
@@ -554,6 +557,9 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   ClaimedBatch batch;
   batch.oldest_created_ms = now;
   Impl::InFlight flight;
+  std::vector<std::size_t> line_ends;  // the views are made once the buffer stops growing
+  line_ends.reserve(max_records);
+  batch.ndjson.reserve(std::min<std::size_t>(max_records, 100000) * (im.line_bytes + 1));
   // The leased rows before the first free one are skipped on the narrow queue; any
   // leased row after it may still come first in id order: ask for that many more.
   int64_t first_free = 0;
@@ -573,12 +579,19 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
     flight.ids.push_back(id);
     flight.seqs.push_back(im.pending_rows.int64(1));
     flight.closed.push_back(im.pending_rows.int64(2) != 0);
-    batch.lines.push_back(im.pending_rows.text(3));
+    const std::string_view line = im.pending_rows.text_view(3);
+    batch.ndjson.insert(batch.ndjson.end(), line.begin(), line.end());
+    line_ends.push_back(batch.ndjson.size());
+    batch.ndjson.push_back('\n');
     batch.oldest_created_ms = std::min(batch.oldest_created_ms, im.pending_rows.int64(4));
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(im.pending_rows, rc);
   im.pending_rows.reset();
 
+  batch.lines.reserve(line_ends.size());
+  for (std::size_t i = 0, begin = 0; i < line_ends.size(); begin = line_ends[i++] + 1)
+    batch.lines.emplace_back(batch.ndjson.data() + begin, line_ends[i] - begin);
+  if (!line_ends.empty()) im.line_bytes = batch.ndjson.size() / line_ends.size() + 16;
   im.last_claim = batch.lines.empty()                   ? Impl::LastClaim::Empty
                   : batch.lines.size() >= max_records ? Impl::LastClaim::Full
                                                       : Impl::LastClaim::Short;
@@ -661,14 +674,14 @@ Status Spool::dead_letter(const ClaimedBatch& batch, const std::string& reason, 
   if (!impl_->in_flight.contains(batch_id))
     return Error{"cannot dead-letter a batch: batch " + batch_id + " is not in flight in this process"};
   // The batch's own lines: exactly what was sent, not a newer update of the same sessions.
-  const std::vector<std::string>& lines = batch.lines;
+  const std::vector<std::string_view>& lines = batch.lines;
   {
     Impl::Transaction tx(impl_->db.get());
     if (tx.begin_rc() != SQLITE_OK) return handle_error(tx.begin_rc(), "cannot dead-letter a batch");
     Statement ins(impl_->db.get(),
                   "INSERT INTO dead_letters(batch_id, reason, http_status, created_ms, body) VALUES(?1, ?2, ?3, ?4, ?5)");
     const int64_t now = now_ms();
-    for (const std::string& line : lines) {
+    for (const std::string_view line : lines) {
       ins.bind(1, batch_id).bind(2, reason).bind(3, http_status).bind(4, now).bind(5, line);
       const int rc = ins.step_and_reset();
       if (rc != SQLITE_DONE) return handle_error(rc, "cannot dead-letter a batch");

@@ -78,7 +78,7 @@ TEST(SplitKeys, AreStableDistinctAndUuidShaped) {
 }
 
 TEST(BatchBody, IsNewlineTerminatedNdjsonAndTheUrlHasOneSlash) {
-  const std::vector<std::string> lines = {R"({"a":1})", R"({"b":2})"};
+  const std::vector<std::string_view> lines = {R"({"a":1})", R"({"b":2})"};
   EXPECT_EQ(ndjson_body(lines), "{\"a\":1}\n{\"b\":2}\n");
   EXPECT_EQ(batches_url_for("http://c:8088"), "http://c:8088/v1/batches");
   EXPECT_EQ(batches_url_for("https://c.example/ingest/"), "https://c.example/ingest/v1/batches");

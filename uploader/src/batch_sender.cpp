@@ -44,7 +44,7 @@ std::string batches_url_for(const std::string& collector_url) {
   return url + "/v1/batches";
 }
 
-std::string ndjson_body(std::span<const std::string> lines) {
+std::string ndjson_body(std::span<const std::string_view> lines) {
   std::size_t size = 0;
   for (const auto& line : lines) size += line.size() + 1;
   std::string body;
@@ -76,9 +76,7 @@ BatchSender::BatchSender(HttpClient& client, std::string collector_url, std::str
       authorization_(token.empty() ? "" : "Authorization: Bearer " + token),
       counters_(counters) {}
 
-std::string BatchSender::compress(std::span<const std::string> lines) {
-  return gzip_compress(ndjson_body(lines), kGzipLevel);
-}
+std::string BatchSender::compress(std::string_view ndjson) { return gzip_compress(ndjson, kGzipLevel); }
 
 void BatchSender::start_post(const std::string& key, std::string body, std::chrono::milliseconds request_timeout) {
   std::vector<std::string> headers = {"Content-Type: application/x-ndjson", "Content-Encoding: gzip",
@@ -122,9 +120,9 @@ DeliveryResult BatchSender::verdict_of(const HttpResponse& response, std::size_t
   return result;
 }
 
-PendingDelivery BatchSender::begin(const std::string& idempotency_key, std::span<const std::string> lines,
+PendingDelivery BatchSender::begin(const std::string& idempotency_key, std::span<const std::string_view> lines,
                                    std::chrono::milliseconds request_timeout, std::string body) {
-  if (body.empty()) body = compress(lines);
+  if (body.empty()) body = compress(ndjson_body(lines));
   start_post(idempotency_key, std::move(body), request_timeout);
   return PendingDelivery{idempotency_key, lines, request_timeout};
 }
@@ -149,7 +147,7 @@ DeliveryResult BatchSender::finish(const PendingDelivery& delivery) {
   return deliver(derive_split_key(delivery.key, 1), delivery.lines.subspan(half), delivery.request_timeout);
 }
 
-DeliveryResult BatchSender::deliver(const std::string& idempotency_key, std::span<const std::string> lines,
+DeliveryResult BatchSender::deliver(const std::string& idempotency_key, std::span<const std::string_view> lines,
                                     std::chrono::milliseconds request_timeout) {
   return finish(begin(idempotency_key, lines, request_timeout));
 }

@@ -17,6 +17,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "http_client.hpp"
 
@@ -48,7 +49,7 @@ struct WireCounters {
 // uploader claims and compresses its next batch in between.
 struct PendingDelivery {
   std::string key;
-  std::span<const std::string> lines;  // the caller keeps them alive until finish()
+  std::span<const std::string_view> lines;  // the caller keeps them alive until finish()
   std::chrono::milliseconds request_timeout{0};
 };
 
@@ -56,18 +57,18 @@ class BatchSender {
  public:
   BatchSender(HttpClient& client, std::string collector_url, std::string token, WireCounters& counters);
 
-  DeliveryResult deliver(const std::string& idempotency_key, std::span<const std::string> lines,
+  DeliveryResult deliver(const std::string& idempotency_key, std::span<const std::string_view> lines,
                          std::chrono::milliseconds request_timeout = std::chrono::milliseconds::zero());
 
   // deliver() in two steps. A 413 splits the batch inside finish(), synchronously.
   // `body`: the lines as compress() made them ahead of time; empty: compressed now.
-  PendingDelivery begin(const std::string& idempotency_key, std::span<const std::string> lines,
+  PendingDelivery begin(const std::string& idempotency_key, std::span<const std::string_view> lines,
                         std::chrono::milliseconds request_timeout = std::chrono::milliseconds::zero(),
                         std::string body = {});
   DeliveryResult finish(const PendingDelivery& delivery);
 
-  // The request body of these lines: NDJSON, gzip'ed.
-  static std::string compress(std::span<const std::string> lines);
+  // The request body: NDJSON (each line followed by '\n', see ndjson_body()), gzip'ed.
+  static std::string compress(std::string_view ndjson);
   const std::string& batches_url() const { return batches_url_; }
 
  private:
@@ -84,7 +85,7 @@ class BatchSender {
 std::string batches_url_for(const std::string& collector_url);
 
 // The NDJSON body of a batch (each line followed by '\n'), before compression.
-std::string ndjson_body(std::span<const std::string> lines);
+std::string ndjson_body(std::span<const std::string_view> lines);
 
 // A UUID-shaped key for part `part` (0 or 1) of a batch split after a 413,
 // the same for the same (key, part) on every run (RFC 9562 version 8 layout).

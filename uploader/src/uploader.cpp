@@ -197,6 +197,7 @@ Uploader::Impl::Flight Uploader::Impl::launch(upload::BatchSender& sender, std::
       claimed_at + options.lease - kLeaseMargin - SteadyClock::now());
   const auto timeout = std::max(1ms, std::min(options.request_timeout, lease_left));
   Flight flight{std::move(batch), claimed_at, {}, lane, retry};
+  if (body.empty()) body = upload::BatchSender::compress(flight.batch.body());
   flight.delivery = sender.begin(flight.batch.batch_id, flight.batch.lines, timeout, std::move(body));
   return flight;
 }
@@ -361,7 +362,7 @@ Uploader::Impl::CycleEnd Uploader::Impl::send_cycle(std::vector<upload::BatchSen
     const bool retrying = flights.front().retry;
     if (!end && !failed && !retrying && !held && !ahead) {
       Claim c = claim_next(flushing, false);
-      if (c.batch) c.body = upload::BatchSender::compress(c.batch->lines);
+      if (c.batch) c.body = upload::BatchSender::compress(c.batch->body());
       if (c.end != CycleEnd::Failed) ahead = std::move(c);
     }
 

@@ -28,6 +28,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "streamtally/record.hpp"
@@ -55,9 +56,20 @@ struct SpoolStats {
 };
 
 struct ClaimedBatch {
-  std::string batch_id;             // stable across retries: the Idempotency-Key
-  std::vector<std::string> lines;   // NDJSON records, without newlines
+  std::string batch_id;  // stable across retries: the Idempotency-Key
+  // The records as NDJSON, each line followed by '\n': the request body before gzip, read
+  // in one buffer (no allocation per record, nothing to join). A vector, so a moved batch
+  // keeps its buffer and `lines` stay valid; hence batches are move-only.
+  std::vector<char> ndjson;
+  std::vector<std::string_view> lines;  // each record's line in ndjson, without its newline
   int64_t oldest_created_ms = 0;
+
+  ClaimedBatch() = default;
+  ClaimedBatch(ClaimedBatch&&) = default;
+  ClaimedBatch& operator=(ClaimedBatch&&) = default;
+  ClaimedBatch(const ClaimedBatch&) = delete;
+  ClaimedBatch& operator=(const ClaimedBatch&) = delete;
+  std::string_view body() const { return {ndjson.data(), ndjson.size()}; }
 };
 
 struct DeadLetter {
