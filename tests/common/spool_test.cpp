@@ -33,6 +33,13 @@ std::vector<SessionRecord> decode_all(const std::vector<std::string>& lines) {
   return out;
 }
 
+// Sessions "s0" .. "s<n-1>", one update each (seq).
+std::vector<SessionRecord> sessions_s0_to(int n, int64_t seq) {
+  std::vector<SessionRecord> records;
+  for (int i = 0; i < n; ++i) records.push_back(sample_record("s" + std::to_string(i), seq));
+  return records;
+}
+
 // Spool files moved aside as corrupt (not counting their -wal / -shm companions).
 int moved_aside_files(const TempDir& dir) {
   int n = 0;
@@ -62,9 +69,7 @@ TEST(Spool, KeepsAGeneratedServerIdAcrossOpens) {
 TEST(Spool, AppendClaimAckDeletesOnlyAcknowledged) {
   TempDir dir;
   auto spool = open_spool(dir.file("spool.db"));
-  std::vector<SessionRecord> records;
-  for (int i = 0; i < 10; ++i) records.push_back(sample_record("s" + std::to_string(i)));
-  ASSERT_EQ(spool->append(records)->appended, 10u);
+  ASSERT_EQ(spool->append(sessions_s0_to(10, 0))->appended, 10u);
 
   auto first = spool->claim(4, std::chrono::seconds(60));
   ASSERT_TRUE(first.ok() && first->has_value());
@@ -119,9 +124,7 @@ TEST(Spool, AnAckLeavesTheRowsOfABatchClaimedBetweenItsOwn) {
   // range holds nothing else), and a claim skips the leased rows wherever they are.
   TempDir dir;
   auto spool = open_spool(dir.file("spool.db"));
-  std::vector<SessionRecord> records;
-  for (int i = 0; i < 10; ++i) records.push_back(sample_record("s" + std::to_string(i)));
-  ASSERT_EQ(spool->append(records)->appended, 10u);
+  ASSERT_EQ(spool->append(sessions_s0_to(10, 0))->appended, 10u);
   auto first = spool->claim(3, std::chrono::seconds(60));
   auto middle = spool->claim(3, std::chrono::seconds(60));
   ASSERT_TRUE(first->has_value() && middle->has_value());
@@ -146,9 +149,7 @@ TEST(Spool, AnUpdateQueuedInsideADeliveredBatchStays) {
   // the ack dequeues every other row and leaves that one for the next batch.
   TempDir dir;
   auto spool = open_spool(dir.file("spool.db"));
-  std::vector<SessionRecord> records;
-  for (int i = 0; i < 5; ++i) records.push_back(sample_record("s" + std::to_string(i), 1));
-  ASSERT_EQ(spool->append(records)->appended, 5u);
+  ASSERT_EQ(spool->append(sessions_s0_to(5, 1))->appended, 5u);
   auto batch = spool->claim(10, std::chrono::seconds(60));
   ASSERT_EQ((*batch)->lines.size(), 5u);
   ASSERT_TRUE(spool->append(std::vector{sample_record("s2", 2)}).ok());
