@@ -122,8 +122,8 @@ struct Spool::Impl {
   // Closed sessions this process saw delivered and has not swept yet.
   std::vector<int64_t> delivered_closed;
   enum class LastClaim { Empty, Short, Full } last_claim = LastClaim::Empty;
-  // A claim's buffer is sized from the last claim's bytes per record, so it is not
-  // regrown (and copied) a dozen times while it fills.
+  // A claim's buffer is sized from the last claim's bytes per record (up to 4 MiB), so it
+  // is not regrown (and copied) a dozen times while it fills.
   std::size_t line_bytes = 512;
 
   // What this process has in flight: per batch the rows, the seq each row had when it
@@ -559,7 +559,7 @@ Result<std::optional<ClaimedBatch>> Spool::claim(std::size_t max_records, std::c
   Impl::InFlight flight;
   std::vector<std::size_t> line_ends;  // the views are made once the buffer stops growing
   line_ends.reserve(max_records);
-  batch.ndjson.reserve(std::min<std::size_t>(max_records, 100000) * (im.line_bytes + 1));
+  batch.ndjson.reserve(std::min<std::size_t>(max_records * (im.line_bytes + 1), 4u << 20));  // beyond: doubling
   // The leased rows before the first free one are skipped on the narrow queue; any
   // leased row after it may still come first in id order: ask for that many more.
   int64_t first_free = 0;
