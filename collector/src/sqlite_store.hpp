@@ -24,7 +24,8 @@
 // writes (on a 2-core machine that doubled ingest). The acknowledging thread holds
 // inbox_mutex_, the applier writer_mutex_ (and takes inbox_mutex_ after it, briefly,
 // to delete applied rows: never the other way round). Queries use a pool of read-only
-// connections, so they run while either commits (WAL).
+// connections, so they run while either commits (WAL); a session scan reads its slices
+// in parallel on several of them that share one snapshot (snapshot_readers()).
 #pragma once
 
 #include <atomic>
