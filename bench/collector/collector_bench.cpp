@@ -426,14 +426,14 @@ int main(int argc, char** argv) {
   int connections = 4;
   std::filesystem::path dir = std::filesystem::temp_directory_path() / "streamtally-collector-bench";
   bool keep = false;
-  for (int i = 1; i < argc; i += 2) {
-    if (std::string(argv[i]) == "--keep") {
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--keep") {
       keep = true;
-      --i;  // a flag without a value
       continue;
     }
     if (i + 1 >= argc) break;
-    const std::string flag = argv[i], value = argv[i + 1];
+    const std::string value = argv[++i];
     if (flag == "--sessions") {
       sizes.clear();
       std::stringstream list(value);

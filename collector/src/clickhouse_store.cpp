@@ -99,34 +99,23 @@ Result<std::unique_ptr<ClickHouseStore>> ClickHouseStore::open(const ClickHouseA
 // Group commit: the first batch to arrive leads and writes every batch that queued
 // meanwhile with it (ClickHouse wants few large INSERTs: each one writes a part).
 Result<IngestOutcome> ClickHouseStore::ingest(const IngestBatch& batch) {
-  Pending mine{&batch, Error{"not written"}, false};
-  std::unique_lock lock(queue_mutex_);
-  queue_.push_back(&mine);
-  queue_changed_.wait(lock, [&] { return mine.done || !leading_; });
-  if (mine.done) return mine.outcome;
-  leading_ = true;
-  std::vector<Pending*> group;
-  group.swap(queue_);
-  lock.unlock();
-  auto outcomes = write_group(group);
-  lock.lock();
-  for (std::size_t i = 0; i < group.size(); ++i) {
-    group[i]->outcome = outcomes ? Result<IngestOutcome>((*outcomes)[i]) : Result<IngestOutcome>(Error{outcomes.error()});
-    group[i]->done = true;
-  }
-  leading_ = false;
-  queue_changed_.notify_all();
-  return mine.outcome;
+  return group_commit_.submit(batch, [this](std::span<const IngestBatch* const> group) {
+    auto written = write_group(group);
+    std::vector<Result<IngestOutcome>> outcomes;
+    for (std::size_t i = 0; i < group.size(); ++i)
+      outcomes.push_back(written ? Result<IngestOutcome>((*written)[i]) : Result<IngestOutcome>(Error{written.error()}));
+    return outcomes;
+  });
 }
 
-Result<std::vector<IngestOutcome>> ClickHouseStore::write_group(const std::vector<Pending*>& group) {
+Result<std::vector<IngestOutcome>> ClickHouseStore::write_group(std::span<const IngestBatch* const> group) {
   std::vector<IngestOutcome> outcomes(group.size());
   // Keys seen before, or earlier in this group: replays, nothing stored.
   std::set<std::string> keys_seen;
   {
     std::vector<std::string> keys;
-    for (const Pending* p : group)
-      if (!p->batch->idempotency_key.empty()) keys.push_back(p->batch->idempotency_key);
+    for (const IngestBatch* batch : group)
+      if (!batch->idempotency_key.empty()) keys.push_back(batch->idempotency_key);
     if (!keys.empty()) {
       QueryValues values;
       const std::string listed = values.list(keys);
@@ -142,7 +131,7 @@ Result<std::vector<IngestOutcome>> ClickHouseStore::write_group(const std::vecto
   }
   std::vector<bool> replayed(group.size());
   for (std::size_t i = 0; i < group.size(); ++i) {
-    const std::string& key = group[i]->batch->idempotency_key;
+    const std::string& key = group[i]->idempotency_key;
     replayed[i] = !key.empty() && !keys_seen.insert(key).second;
   }
 
@@ -159,7 +148,7 @@ Result<std::vector<IngestOutcome>> ClickHouseStore::write_group(const std::vecto
     std::set<int64_t> started;
     for (std::size_t i = 0; i < group.size(); ++i) {
       if (replayed[i]) continue;
-      for (const IngestRecord& in : group[i]->batch->records) {
+      for (const IngestRecord& in : group[i]->records) {
         const SessionRecord& r = in.record;
         if (!listed.emplace(r.started_at, r.server_id, r.session_id).second) continue;
         sessions.tsv += std::to_string(r.started_at) + '\t';
@@ -188,7 +177,7 @@ Result<std::vector<IngestOutcome>> ClickHouseStore::write_group(const std::vecto
   std::string inserts, keys;
   int64_t longest = 0;
   for (std::size_t i = 0; i < group.size(); ++i) {
-    const IngestBatch& batch = *group[i]->batch;
+    const IngestBatch& batch = *group[i];
     IngestOutcome& outcome = outcomes[i];
     if (replayed[i]) {
       outcome.replayed = true;

@@ -26,13 +26,13 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "clickhouse_client.hpp"
+#include "group_commit.hpp"
 #include "store.hpp"
 
 namespace streamtally::collector {
@@ -57,19 +57,11 @@ class ClickHouseStore final : public Store {
   };
   Result<Timeseries> report(const ReportQuery& query, const Buckets& buckets, bool events);
 
-  // A batch waiting in the group commit.
-  struct Pending {
-    const IngestBatch* batch;
-    Result<IngestOutcome> outcome;
-    bool done;
-  };
-  Result<std::vector<IngestOutcome>> write_group(const std::vector<Pending*>& group);
+  // The group commit's write: one outcome per batch, or why the whole group failed.
+  Result<std::vector<IngestOutcome>> write_group(std::span<const IngestBatch* const> group);
 
   ClickHouseClient client_;
-  std::mutex queue_mutex_;
-  std::condition_variable queue_changed_;
-  std::vector<Pending*> queue_;  // batches waiting for the next group
-  bool leading_ = false;         // a batch is writing a group
+  GroupCommit group_commit_;
   std::atomic<int64_t> max_session_ms_{0};  // what this collector wrote to bounds
 };
 

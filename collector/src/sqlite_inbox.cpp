@@ -15,29 +15,27 @@ namespace streamtally::collector {
 
 // ---- acknowledging ---------------------------------------------------------------------
 
-void SqliteStore::journal_group(std::vector<std::shared_ptr<PendingBatch>>& group) {
+std::vector<Result<IngestOutcome>> SqliteStore::journal_group(std::span<const IngestBatch* const> group) {
   std::lock_guard lock(inbox_mutex_);
-  auto finish_all = [&](const std::string& error) {
-    for (auto& p : group) {
-      if (!error.empty()) p->result = Error{error};
-      p->done = true;
-    }
+  auto fail_all = [&](const std::string& error) {
+    return std::vector<Result<IngestOutcome>>(group.size(), Result<IngestOutcome>(Error{error}));
   };
-  if (Status s = inbox_->begin(); !s) return finish_all("store busy: " + s.error());
+  if (Status s = inbox_->begin(); !s) return fail_all("store busy: " + s.error());
   admission_->begin_group();
   int64_t added = 0;
-  for (auto& p : group) p->result = journal_batch(*p->batch, added);
+  std::vector<Result<IngestOutcome>> outcomes;
+  for (const IngestBatch* batch : group) outcomes.push_back(journal_batch(*batch, added));
   if (Status s = inbox_->commit(); !s) {
     inbox_->rollback();
     admission_->undo_group();
-    return finish_all("store: commit failed: " + s.error());
+    return fail_all("store: commit failed: " + s.error());
   }
   admission_->group_committed();
   if (inbox_records_.fetch_add(added) + added >= kApplyRecords) {
     { std::lock_guard wake(applier_mutex_); }  // not between the applier's check and its wait
     applier_wake_.notify_one();
   }
-  finish_all("");
+  return outcomes;
 }
 
 // One batch under its own savepoint: its new records become one inbox row.

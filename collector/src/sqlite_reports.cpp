@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <future>
 #include <map>
-#include <thread>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>

@@ -151,25 +151,7 @@ SqliteStore::SnapshotReaders::~SnapshotReaders() {
 // next leader takes every waiting batch into one transaction (one fsync), each in
 // its own SAVEPOINT so a failing batch is rolled back alone (see "Inbox").
 Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
-  auto ticket = std::make_shared<PendingBatch>();
-  ticket->batch = &batch;
-  std::unique_lock lock(queue_mutex_);
-  queue_.push_back(ticket);
-  while (!ticket->done) {
-    if (leader_active_) {
-      queue_done_.wait(lock);
-      continue;
-    }
-    leader_active_ = true;
-    std::vector<std::shared_ptr<PendingBatch>> group;
-    group.swap(queue_);
-    lock.unlock();
-    journal_group(group);
-    lock.lock();
-    leader_active_ = false;
-    queue_done_.notify_all();
-  }
-  return std::move(ticket->result);
+  return group_commit_.submit(batch, [this](std::span<const IngestBatch* const> group) { return journal_group(group); });
 }
 
 Result<StoreStats> SqliteStore::stats() {

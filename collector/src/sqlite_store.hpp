@@ -40,6 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "group_commit.hpp"
 #include "sqlite_database.hpp"
 #include "store.hpp"
 
@@ -107,18 +108,10 @@ class SqliteStore final : public Store {
   Status open_inbox();
   Status move_legacy_inbox();
 
-  // Group commit (see ingest()): batches waiting for the writer.
-  struct PendingBatch {
-    const IngestBatch* batch = nullptr;
-    Result<IngestOutcome> result = Error{"not run"};
-    bool done = false;
-  };
-  void journal_group(std::vector<std::shared_ptr<PendingBatch>>& group);
+  // Group commit (see ingest()): a group of batches into the inbox, one outcome each.
+  std::vector<Result<IngestOutcome>> journal_group(std::span<const IngestBatch* const> group);
   Result<IngestOutcome> journal_batch(const IngestBatch& batch, int64_t& inbox_records);
-  std::mutex queue_mutex_;
-  std::condition_variable queue_done_;
-  std::vector<std::shared_ptr<PendingBatch>> queue_;
-  bool leader_active_ = false;
+  GroupCommit group_commit_;
 
   // The inbox (sqlite_inbox.cpp), with writer_mutex_ held.
   Status apply_inbox_locked();
