@@ -95,8 +95,8 @@ Result<int64_t> InboxFile::add_row(int64_t records, std::string_view body) {
 }
 
 Status InboxFile::delete_through(int64_t id) {
-  // Its own small transaction (autocommit): the rows are applied, losing this delete
-  // to a crash only leaves rows that are skipped at the next open.
+  // Inside the acknowledging transaction, or on its own (at open and close): the rows
+  // are applied, so losing this delete to a crash only leaves rows that are skipped.
   return with_path(path_, delete_rows_.bind(1, id).run_and_reset());
 }
 

@@ -46,7 +46,8 @@ class InboxFile {
   Status remember_key(const std::string& key, int64_t accepted, int64_t duplicates, int64_t received_at);
   // Adds a row; its id.
   Result<int64_t> add_row(int64_t records, std::string_view body);
-  // Deletes the rows up to and including id (they are applied).
+  // Deletes the rows up to and including id (they are applied): inside the transaction
+  // begin() opened, or in one of its own.
   Status delete_through(int64_t id);
 
   // ---- the applier's connection (one thread at a time) ----

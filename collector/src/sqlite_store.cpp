@@ -28,6 +28,17 @@ SqliteStore::~SqliteStore() {
   // the file and the next open applies it.
   if (writer_)
     if (Status s = apply_inbox(); !s) std::fprintf(stderr, "streamtally-collector: %s\n", s.error().c_str());
+  if (inbox_) delete_applied_inbox_rows();
+}
+
+void SqliteStore::delete_applied_inbox_rows() {
+  std::lock_guard lock(inbox_mutex_);
+  const int64_t applied = applied_committed_.load();
+  if (applied <= inbox_deleted_through_) return;
+  if (Status s = inbox_->delete_through(applied); !s)  // harmless: the next open skips them
+    std::fprintf(stderr, "streamtally-collector: deleting applied inbox rows: %s\n", s.error().c_str());
+  else
+    inbox_deleted_through_ = applied;
 }
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, int scan_threads) {
@@ -39,6 +50,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
   if (Status s = store->open_inbox(); !s) return Error{s.error()};
   // Rows a previous process acknowledged but did not apply (killed, or a failed apply).
   if (Status s = store->apply_inbox(); !s) return Error{path + ": applying the inbox: " + s.error()};
+  store->delete_applied_inbox_rows();
   store->applier_ = std::thread([s = store.get()] { s->applier_loop(); });
   return store;
 }
@@ -73,6 +85,7 @@ Status SqliteStore::open_inbox() {
   if (Status s = move_legacy_inbox(); !s) return s;
   // Rows applied by the last process that it did not get to delete.
   if (Status s = inbox_->delete_through(applied_inbox_id_); !s) return s;
+  applied_committed_ = inbox_deleted_through_ = applied_inbox_id_;
   auto waiting = inbox_->records_after(applied_inbox_id_);
   if (!waiting) return Error{waiting.error()};
   inbox_records_ = *waiting;

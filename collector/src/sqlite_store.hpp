@@ -22,8 +22,9 @@
 //     are applied at the next open). A failure leaves the rows for the next try.
 // The two files have a write lock each, so acknowledging goes on while the applier
 // writes (on a 2-core machine that doubled ingest). The acknowledging thread holds
-// inbox_mutex_, the applier writer_mutex_ (and takes inbox_mutex_ after it, briefly,
-// to delete applied rows: never the other way round). Queries use a pool of read-only
+// inbox_mutex_, the applier writer_mutex_; the applier never takes inbox_mutex_ while it
+// runs: the rows it applied are deleted by the next acknowledging transaction (and at
+// close), which learns them from applied_committed_. Queries use a pool of read-only
 // connections, so they run while either commits (WAL); a session scan reads its slices
 // in parallel on several of them that share one snapshot (snapshot_readers()).
 #pragma once
@@ -121,6 +122,8 @@ class SqliteStore final : public Store {
   // while applying fails: /metrics must show the backlog then.
   Status apply_before_read() { return inbox_records_.load() > 0 ? apply_inbox() : Status::Ok(); }
   void applier_loop();
+  // Outside acknowledging (open, close): deletes the inbox rows applies have committed.
+  void delete_applied_inbox_rows();
 
   Result<SqliteDb> acquire_reader();
   void release_reader(SqliteDb db);
@@ -134,6 +137,10 @@ class SqliteStore final : public Store {
   std::unique_ptr<Admission> admission_;  // under inbox_mutex_
   std::string inbox_row_;  // encoding buffer, reused under inbox_mutex_
   std::atomic<int64_t> inbox_records_{0};  // acknowledged, not applied
+  // The last inbox row a committed apply holds (set by the applier), and the last one
+  // deleted from the inbox file (under inbox_mutex_).
+  std::atomic<int64_t> applied_committed_{0};
+  int64_t inbox_deleted_through_ = 0;
 
   std::thread applier_;
   std::mutex applier_mutex_;

@@ -351,6 +351,31 @@ TEST(Inbox, RowsAppliedButNotYetDeletedAreNeverAppliedAgain) {
   EXPECT_EQ(answers(*store), answers(*reference));
 }
 
+// An apply does not delete its rows itself (that would wait for the acknowledging lock
+// and fsync once more): the next acknowledging transaction does. Nothing may keep them
+// in the file for good.
+TEST(Inbox, AppliedRowsLeaveTheInboxFileWithTheNextBatch) {
+  test::TempDir dir;
+  const auto batches = make_batches(200, 40);
+  const std::string path = dir.file("deferred.db");
+  auto store = open_store_at(path);
+  int64_t accepted = 0;
+  for (std::size_t i = 0; i + 1 < batches.size(); ++i) {
+    auto outcome = store->ingest(batches[i]);
+    ASSERT_TRUE(outcome.ok()) << outcome.error();
+    accepted += outcome->accepted;
+  }
+  ASSERT_TRUE(store->stats().ok());  // applies the inbox
+  EXPECT_EQ(store->stats()->inbox_records, 0);
+  EXPECT_EQ(inbox_records(path), accepted);  // applied, not deleted yet
+
+  auto last = store->ingest(batches.back());
+  ASSERT_TRUE(last.ok()) << last.error();
+  EXPECT_EQ(inbox_records(path), last->accepted);  // only the batch that waits
+  store.reset();
+  EXPECT_EQ(inbox_records(path), 0);  // closing applies it and deletes its row
+}
+
 TEST(Inbox, AStoreFromBeforeTheInboxFileKeepsItsWaitingRecordsAndKeys) {
   test::TempDir dir;
   const auto batches = make_batches(200, 40);
