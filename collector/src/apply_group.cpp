@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "attribution.hpp"
+#include "update_chain.hpp"
 #include "streamtally/clock.hpp"
 
 namespace streamtally::collector {
@@ -148,27 +149,33 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
   return &*w_.sessions.emplace(std::move(key), *found).first;
 }
 
+Status ApplyGroup::insert_chain_row(int64_t session, std::span<const UpdatePoint> points) {
+  chain_row_.clear();
+  encode_chain_points(points, chain_row_);
+  Statement& s = w_.insert_update;
+  s.bind(1, session).bind(2, points.front().seq).bind_blob(3, chain_row_.data(), chain_row_.size());
+  return s.run_and_reset();
+}
+
 Status ApplyGroup::insert_points() {
   std::sort(points_.begin(), points_.end(), [](const auto& a, const auto& b) {
     return std::pair(a.first, a.second.seq) < std::pair(b.first, b.second.seq);
   });
-  for (const auto& [session, p] : points_) {
-    Statement& s = w_.insert_update;
-    s.bind(1, session).bind(2, p.seq).bind(3, p.t).bind(4, p.bytes_in).bind(5, p.bytes_out);
-    Status st = s.run_and_reset();
-    if (!st) return st;
+  std::vector<UpdatePoint> run;  // one session's points: one row
+  for (std::size_t i = 0; i < points_.size(); ++i) {
+    run.push_back(points_[i].second);
+    if (i + 1 < points_.size() && points_[i + 1].first == points_[i].first) continue;
+    if (Status st = insert_chain_row(points_[i].first, run); !st) return st;
+    run.clear();
   }
   points_.clear();
   return Status::Ok();
 }
 
-Result<std::vector<UpdatePoint>> ApplyGroup::read_chain(int64_t session) {
+Result<std::vector<UpdatePoint>> ApplyGroup::chain_of(int64_t session) {
   if (Status s = insert_points(); !s) return Error{s.error()};
   std::vector<UpdatePoint> chain;
-  Status st = w_.read_chain.bind(1, session).each_row([&](const Statement& q) {
-    chain.push_back({q.int64(0), q.int64(1), q.int64(2), q.int64(3)});
-  });
-  if (!st) return Error{st.error()};
+  if (Status st = read_chain(w_.read_chain, session, chain); !st) return Error{st.error()};
   return chain;
 }
 
@@ -191,12 +198,13 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
     // Above the chain's highest seq, so new: inserted later, in (session, seq) order.
     points_.emplace_back(s.id, point);
   } else {
-    // At or below it: a re-send or a late update; the chain decides.
-    if (Status st = insert_points(); !st) return Error{st.error()};
-    w_.insert_update.bind(1, s.id).bind(2, point.seq).bind(3, point.t).bind(4, point.bytes_in).bind(5, point.bytes_out);
-    Status st = w_.insert_update.run_and_reset();
-    if (!st) return Error{st.error()};
-    if (sqlite3_changes(w_.db.get()) == 0) return false;  // this seq is already in the chain
+    // At or below it: a re-send or a late update; the chain decides. A late update's
+    // point gets a row of its own (no row starts at a seq the chain holds).
+    auto chain = chain_of(s.id);
+    if (!chain) return Error{chain.error()};
+    if (std::any_of(chain->begin(), chain->end(), [&](const UpdatePoint& p) { return p.seq == point.seq; }))
+      return false;
+    if (Status st = insert_chain_row(s.id, std::span(&point, 1)); !st) return Error{st.error()};
   }
   if (inserted) {  // the row holds this record already
     attribute_session({r.started_at, r.type == SessionType::Play, {point}}, +1, deltas_.sink_for(*ids));
@@ -216,7 +224,7 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
   } else {
     // A late (lower seq) update or a changed session: replace the session's whole
     // contribution, computed from the chain before and after.
-    auto chain = read_chain(s.id);
+    auto chain = chain_of(s.id);
     if (!chain) return Error{chain.error()};
     SessionShape after{newest ? r.started_at : s.started_at, newest ? play : s.play, *chain};
     SessionShape before = after;

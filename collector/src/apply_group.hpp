@@ -1,9 +1,10 @@
 // One transaction of the inbox applier (sqlite_store.hpp, "Inbox"): records that
 // ingest acknowledged are applied to the sessions, their update chains and the rollups.
 //
-// Per record only what must be decided then is written at once: the update chain
-// point (it detects duplicates and is what late updates are attributed from) and the
-// row of a new session (its id). The session's latest record and the rollup deltas
+// Per record only what must be decided then is written at once: the row of a new
+// session (its id) and the chain point of a late update (the chain detects duplicates
+// and is what late updates are attributed from). The next update's point waits and is
+// written with the session's other new points in one chain row (update_chain.hpp). The session's latest record and the rollup deltas
 // are kept in memory and written by write(): a session updated many times in one
 // transaction is written once, and so is each rollup cell.
 //
@@ -11,6 +12,7 @@
 // try), so nothing here needs to undo a part of it.
 #pragma once
 
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,9 +48,11 @@ class ApplyGroup {
   using Entry = SessionCache::value_type*;
   Result<FamilyIds> dims_of(const IngestRecord& r);
   Result<Entry> find_or_insert(const IngestRecord& in, const FamilyIds& ids, bool& inserted);
-  Result<std::vector<UpdatePoint>> read_chain(int64_t session);
-  // Inserts the waiting chain points, in key order (B-tree friendly).
+  // The session's chain, with the points that wait inserted first.
+  Result<std::vector<UpdatePoint>> chain_of(int64_t session);
+  // Inserts the waiting chain points, one row per session, in key order (B-tree friendly).
   Status insert_points();
+  Status insert_chain_row(int64_t session, std::span<const UpdatePoint> points);
 
   SqliteWriter& w_;
   int64_t max_session_ms_;
@@ -58,6 +62,7 @@ class ApplyGroup {
   std::vector<Entry> touched_;    // cache entries of the group's sessions (repeats allowed)
   std::vector<std::pair<std::size_t, std::string>> new_dims_keys_;  // to forget when abandoned
   std::string dims_key_;  // dims_of()'s key buffer, reused
+  std::string chain_row_;  // insert_chain_row()'s buffer, reused
 };
 
 }  // namespace streamtally::collector

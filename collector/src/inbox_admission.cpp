@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "session_cache.hpp"
+#include "update_chain.hpp"
 
 namespace streamtally::collector {
 
@@ -12,8 +13,8 @@ Result<std::unique_ptr<Admission>> Admission::open(const std::string& store_path
   std::unique_ptr<Admission> a(new Admission());
   a->db_ = std::move(*db);
   a->find_session_ = Statement(a->db_.get(), "SELECT id, seq FROM sessions WHERE server_id = ?1 AND session_id = ?2");
-  a->find_point_ = Statement(a->db_.get(), "SELECT 1 FROM updates WHERE session = ?1 AND seq = ?2");
-  for (const Statement* s : {&a->find_session_, &a->find_point_})
+  a->read_chain_ = Statement(a->db_.get(), kReadChainSql);
+  for (const Statement* s : {&a->find_session_, &a->read_chain_})
     if (!s->ok()) return Error{store_path + ": " + s->error()};
   return a;
 }
@@ -47,8 +48,10 @@ Result<bool> Admission::admit(const SessionRecord& r) {
     // records is applied; it may have been applied since admission last looked.
     Status st = Status::Ok();
     if (!duplicate && seen.session == 0) st = look_up_session(r, seen);
-    if (st && !duplicate && seen.session != 0)
-      st = find_point_.bind(1, seen.session).bind(2, r.seq).each_row([&](const Statement&) { duplicate = true; });
+    if (st && !duplicate && seen.session != 0) {
+      st = read_chain(read_chain_, seen.session, chain_);
+      duplicate = std::any_of(chain_.begin(), chain_.end(), [&](const UpdatePoint& p) { return p.seq == r.seq; });
+    }
     if (!st) {
       if (inserted) seen_.erase(it);
       return Error{st.error()};

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "attribution.hpp"
 #include "sqlite_database.hpp"
 #include "store.hpp"
 
@@ -65,7 +66,8 @@ class Admission {
   void undo_to(std::size_t mark);
 
   SqliteDb db_;
-  Statement find_session_, find_point_;
+  Statement find_session_, read_chain_;
+  std::vector<UpdatePoint> chain_;  // read_chain_'s buffer, reused
   std::unordered_map<std::string, Seen> seen_;  // by session_key()
   int64_t applied_through_ = 0;
   // What one admission did: added a seq to an entry (pop it, restore max_seq), after

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "varint.hpp"
+
 namespace streamtally::collector {
 namespace {
 
@@ -12,73 +14,27 @@ constexpr std::size_t kMinRecordBytes = 24;
 // Bit flags of the optional fields.
 constexpr unsigned kHasUserId = 1, kHasToken = 2, kHasEndedAt = 4;
 
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-void put_signed(std::string& out, int64_t v) {
-  put_varint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-}
 // A time as its distance from started_at (small), in wrap-around arithmetic so that no
 // pair of values can overflow.
-int64_t offset(int64_t t, int64_t base) {
-  return static_cast<int64_t>(static_cast<uint64_t>(t) - static_cast<uint64_t>(base));
-}
-int64_t from_offset(int64_t delta, int64_t base) {
-  return static_cast<int64_t>(static_cast<uint64_t>(base) + static_cast<uint64_t>(delta));
-}
+int64_t offset(int64_t t, int64_t base) { return wrapping_difference(t, base); }
+int64_t from_offset(int64_t delta, int64_t base) { return wrapping_sum(base, delta); }
 void put_string(std::string& out, std::string_view s) {
   put_varint(out, s.size());
   out.append(s);
 }
 
-// Reads from a row, remembering the first thing that did not fit.
-class Reader {
+// The inbox row's strings and enums on top of the varints.
+class Reader : public VarintReader {
  public:
-  explicit Reader(std::string_view row) : p_(row.data()), end_(row.data() + row.size()) {}
+  using VarintReader::VarintReader;
 
-  uint64_t varint() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (p_ == end_) return fail("ends inside a number");
-      const auto byte = static_cast<unsigned char>(*p_++);
-      v |= static_cast<uint64_t>(byte & 0x7f) << shift;
-      if (!(byte & 0x80)) return v;
-    }
-    return fail("a number is longer than 64 bits");
-  }
-  int64_t signed_varint() {
-    const uint64_t v = varint();
-    return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));
-  }
-  std::string string() {
-    const uint64_t n = varint();
-    if (n > static_cast<uint64_t>(end_ - p_)) return fail("a string runs past the row's end"), std::string();
-    std::string s(p_, n);
-    p_ += n;
-    return s;
-  }
+  std::string string() { return std::string(bytes(varint())); }
   template <class Enum>
   Enum enumeration(Enum last) {
     const uint64_t v = varint();
     if (v > static_cast<uint64_t>(last)) return fail("an enum value is out of range"), last;
     return static_cast<Enum>(v);
   }
-  bool at_end() const { return p_ == end_; }
-  const char* error() const { return error_; }
-
- private:
-  uint64_t fail(const char* why) {
-    if (!error_) error_ = why;
-    p_ = end_;  // everything after the first damage is unreadable
-    return 0;
-  }
-  const char* p_;
-  const char* end_;
-  const char* error_ = nullptr;
 };
 
 }  // namespace

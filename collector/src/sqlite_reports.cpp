@@ -22,6 +22,7 @@
 #include "sql_builder.hpp"
 #include "sqlite_schema.hpp"
 #include "sqlite_store.hpp"
+#include "update_chain.hpp"
 
 namespace streamtally::collector {
 namespace {
@@ -190,7 +191,7 @@ Result<ScanGroups> scan_slice(sqlite3* db, const ReportQuery& q, int64_t first, 
   const bool need_chain = q.wants({Metric::Viewtime, Metric::BytesIn, Metric::BytesOut});
   const bool need_viewers = q.wants({Metric::UniqueViewers});
   const bool need_intervals = q.wants({Metric::Ccu, Metric::MaxCcu});
-  Statement chain(db, "SELECT seq, t, bytes_in, bytes_out FROM updates WHERE session = ?1 ORDER BY seq");
+  Statement chain(db, kReadChainSql);
   if (!chain.ok()) return Error{chain.error()};
 
   ScanGroups groups;
@@ -221,10 +222,7 @@ Result<ScanGroups> scan_slice(sqlite3* db, const ReportQuery& q, int64_t first, 
     if (need_intervals) g.intervals.push_back({s.started_at, s.end_t});
     if (need_chain) {
       SessionShape shape{s.started_at, s.play, {}};
-      chain.bind(1, s.id);
-      while (chain.step()) shape.chain.push_back({chain.int64(0), chain.int64(1), chain.int64(2), chain.int64(3)});
-      if (chain.failed()) chain_error = chain.error();
-      chain.reset();
+      if (Status read = read_chain(chain, s.id, shape.chain); !read) chain_error = read.error();
       if (shape.chain.empty()) return;
       attribute_session(shape, +1, [&](int64_t minute, const Counters& c) {
         if (minute < first || minute >= range_end) return;

@@ -8,9 +8,13 @@
 
 namespace streamtally::collector {
 
+// Version 4: update chains packed a row per session and apply; 3: the inbox in a file of
+// its own; 2: the inbox in the store's file. Opening an older store upgrades it.
+inline constexpr int kSchemaVersion = 4;  // also the meta row below
+
 inline constexpr const char* kSqliteSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta VALUES ('schema_version', 3), ('max_session_ms', 0), ('applied_inbox_id', 0);
+INSERT OR IGNORE INTO meta VALUES ('schema_version', 4), ('max_session_ms', 0), ('applied_inbox_id', 0);
 
 -- Distinct combinations of each rollup family's dimensions (see kRollupFamilies).
 CREATE TABLE IF NOT EXISTS dims_a(
@@ -39,11 +43,7 @@ CREATE TABLE IF NOT EXISTS sessions(
 -- Covers the session scan of ccu / sessions metrics (no row lookups).
 CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions(started_at, end_t, type);
 
--- Every distinct seq of every session: byte deltas are attributed from this chain.
-CREATE TABLE IF NOT EXISTS updates(
-  session INTEGER NOT NULL, seq INTEGER NOT NULL, t INTEGER NOT NULL,
-  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
-  PRIMARY KEY(session, seq)) WITHOUT ROWID;
+-- updates: kUpdatesTableSql below.
 
 -- The rollup tables (rollup_<family>_<level>) are made by sqlite_schema() below.
 
@@ -52,6 +52,15 @@ CREATE TABLE IF NOT EXISTS updates(
 -- blocks the others and is never lost.
 CREATE TABLE IF NOT EXISTS inbox_damaged(
   id INTEGER PRIMARY KEY, body BLOB NOT NULL, error TEXT NOT NULL, moved_at INTEGER NOT NULL);
+)sql";
+
+// Every distinct seq of every session: byte deltas are attributed from this chain. A row
+// holds the points one apply added, from its first seq on (update_chain.hpp). Stores of
+// schema_version 3 and before had a row per point; opening one packs them.
+inline constexpr const char* kUpdatesTableSql = R"sql(
+CREATE TABLE IF NOT EXISTS updates(
+  session INTEGER NOT NULL, seq INTEGER NOT NULL, points BLOB NOT NULL,
+  PRIMARY KEY(session, seq)) WITHOUT ROWID;
 )sql";
 
 // The three rollup levels, finest first.
@@ -72,10 +81,11 @@ inline constexpr RollupFamily kRollupFamilies[] = {
 };
 inline constexpr std::size_t kFamilyCount = std::size(kRollupFamilies);
 
-// The whole schema: kSqliteSchema and one table of additive counters per rollup family and
+// The whole schema: kSqliteSchema, kUpdatesTableSql and one table of additive counters per rollup family and
 // level (minute, hour, day), keyed by bucket and the family's dimension combination.
 inline std::string sqlite_schema() {
   std::string sql = kSqliteSchema;
+  sql += kUpdatesTableSql;
   for (const RollupFamily& family : kRollupFamilies)
     for (const char* table : family.tables)
       sql += std::string("CREATE TABLE IF NOT EXISTS ") + table +

@@ -7,6 +7,7 @@
 #include "inbox_file.hpp"
 #include "sqlite_schema.hpp"
 #include "sqlite_writer.hpp"
+#include "update_chain.hpp"
 #include "wal_write_buffer.hpp"
 
 namespace streamtally::collector {
@@ -48,6 +49,10 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
   std::unique_ptr<SqliteStore> store(new SqliteStore(path, scan_threads));
   if (Status s = store->init_writer(); !s) return Error{s.error()};
   if (Status s = store->open_inbox(); !s) return Error{s.error()};
+  // Every upgrade is done (each recognises the old layout by itself, so one cut short
+  // is done again at the next open whatever the version says).
+  Statement version(store->writer_->db.get(), "UPDATE meta SET value = ?1 WHERE key = 'schema_version' AND value < ?1");
+  if (Status s = version.bind(1, int64_t{kSchemaVersion}).run_and_reset(); !s) return Error{path + ": " + s.error()};
   // Rows a previous process acknowledged but did not apply (killed, or a failed apply).
   if (Status s = store->apply_inbox(); !s) return Error{path + ": applying the inbox: " + s.error()};
   store->delete_applied_inbox_rows();
@@ -60,6 +65,7 @@ Status SqliteStore::init_writer() {
   auto db = open_database(path_, false, wal_write_buffer_vfs());
   if (!db) return Error{db.error()};
   if (Status s = exec_sql_status(db->get(), sqlite_schema().c_str()); !s) return Error{path_ + ": " + s.error()};
+  if (Status s = pack_update_chains(db->get()); !s) return s;
   // A commit rewrites the pages of every open session; checkpointing every 10000
   // frames (~40 MiB of WAL) instead of SQLite's 1000 copies each hot page into the
   // database once per many commits instead of once per one or two.
@@ -96,6 +102,51 @@ Status SqliteStore::open_inbox() {
   return Status::Ok();
 }
 
+// Stores of schema_version 3 and before kept a row per chain point: they become a row
+// per session (update_chain.hpp), in one transaction, so an upgrade cut short leaves
+// the old table as it was and the next open starts again.
+Status SqliteStore::pack_update_chains(sqlite3* db) {
+  bool one_row_per_point = false;
+  Status st = Statement(db, "SELECT 1 FROM pragma_table_info('updates') WHERE name = 't'").each_row([&](const Statement&) {
+    one_row_per_point = true;
+  });
+  if (!st) return Error{path_ + ": " + st.error()};
+  if (!one_row_per_point) return Status::Ok();
+  std::fprintf(stderr, "streamtally-collector: %s: packing the update chains (once; large stores take minutes)\n",
+               path_.c_str());
+  auto fail = [&](const std::string& error) -> Status {
+    (void)exec_sql_status(db, "ROLLBACK");
+    return Error{path_ + ": packing the update chains: " + error};
+  };
+  if (Status s = exec_sql_status(db, (std::string("BEGIN IMMEDIATE; ALTER TABLE updates RENAME TO updates_v3;") +
+                                      kUpdatesTableSql).c_str()); !s)
+    return fail(s.error());
+  Statement points(db, "SELECT session, seq, t, bytes_in, bytes_out FROM updates_v3 ORDER BY session, seq");
+  Statement insert(db, "INSERT INTO updates VALUES (?1, ?2, ?3)");
+  std::vector<UpdatePoint> chain;
+  std::string row;
+  int64_t session = 0;
+  auto write_chain = [&]() -> Status {
+    if (chain.empty()) return Status::Ok();
+    row.clear();
+    encode_chain_points(chain, row);
+    Status s = insert.bind(1, session).bind(2, chain.front().seq).bind_blob(3, row.data(), row.size()).run_and_reset();
+    chain.clear();
+    return s;
+  };
+  while (points.step()) {
+    if (points.int64(0) != session)
+      if (Status s = write_chain(); !s) return fail(s.error());
+    session = points.int64(0);
+    chain.push_back({points.int64(1), points.int64(2), points.int64(3), points.int64(4)});
+  }
+  if (points.failed()) return fail(points.error());
+  if (Status s = write_chain(); !s) return fail(s.error());
+  points.reset();
+  if (Status s = exec_sql_status(db, "DROP TABLE updates_v3; COMMIT"); !s) return fail(s.error());
+  return Status::Ok();
+}
+
 // Stores made before the inbox had a file of its own (schema_version 2) kept its rows
 // and the Idempotency-Keys in the store's file: they move to the inbox file, keeping
 // their ids (none is applied: those were deleted when applied). Copying ignores what is
@@ -109,8 +160,7 @@ Status SqliteStore::move_legacy_inbox() {
   if (!st) return Error{path_ + ": " + st.error()};
   if (!legacy) return Status::Ok();
   if (Status s = inbox_->copy_legacy_tables(path_); !s) return s;
-  if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE; DROP TABLE IF EXISTS inbox; DROP TABLE batches;"
-                                       "UPDATE meta SET value = 3 WHERE key = 'schema_version'; COMMIT"); !s) {
+  if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE; DROP TABLE IF EXISTS inbox; DROP TABLE batches; COMMIT"); !s) {
     (void)exec_sql_status(db, "ROLLBACK");
     return Error{path_ + ": moving the inbox to its own file: " + s.error()};
   }

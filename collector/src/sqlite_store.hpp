@@ -108,6 +108,7 @@ class SqliteStore final : public Store {
   Status init_writer();
   Status open_inbox();
   Status move_legacy_inbox();
+  Status pack_update_chains(sqlite3* db);
 
   // Group commit (see ingest()): a group of batches into the inbox, one outcome each.
   std::vector<Result<IngestOutcome>> journal_group(std::span<const IngestBatch* const> group);

@@ -11,6 +11,7 @@
 #include "ccu_sweep.hpp"
 #include "inbox_codec.hpp"
 #include "query_params.hpp"
+#include "update_chain.hpp"
 
 namespace streamtally::collector {
 namespace {
@@ -244,6 +245,57 @@ TEST(InboxCodec, DamagedRowsAreErrorsNeverCrashes) {
   // A record count no row could hold does not become an allocation.
   EXPECT_FALSE(decode_inbox_records(std::string("\x01\xff\xff\xff\xff\xff\xff\xff\x7f", 9)).ok());
   EXPECT_FALSE(decode_inbox_records(std::string("\x02\x00", 2)).ok());  // unknown format
+}
+
+// Points an apply packs into one chain row: the usual deltas, and the extremes.
+std::vector<UpdatePoint> chain_samples() {
+  std::vector<UpdatePoint> points;
+  for (int64_t seq = 0; seq < 50; ++seq)
+    points.push_back({seq, 1'794'000'000'000 + 60'000 * seq, 150 * seq, 9'000'000 * seq});
+  points.push_back({INT64_MAX - 1, INT64_MIN, INT64_MAX, 0});  // differences wrap around
+  points.push_back({INT64_MAX, INT64_MAX, INT64_MIN, -1});
+  return points;
+}
+
+TEST(UpdateChainCodec, PointsRoundTripAndTakeFewBytes) {
+  const auto points = chain_samples();
+  std::string row;
+  encode_chain_points(std::span(points).first(50), row);
+  EXPECT_LT(row.size(), 50u * 12);  // ~10 bytes a point, not a 40-byte row
+  encode_chain_points(points, row = "");
+  std::vector<UpdatePoint> decoded;
+  ASSERT_TRUE(decode_chain_points(row, decoded).ok());
+  ASSERT_EQ(decoded.size(), points.size());
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    EXPECT_EQ(decoded[i].seq, points[i].seq) << i;
+    EXPECT_EQ(decoded[i].t, points[i].t) << i;
+    EXPECT_EQ(decoded[i].bytes_in, points[i].bytes_in) << i;
+    EXPECT_EQ(decoded[i].bytes_out, points[i].bytes_out) << i;
+  }
+}
+
+TEST(UpdateChainCodec, DamagedRowsAreErrorsNeverCrashes) {
+  std::string row;
+  encode_chain_points(chain_samples(), row);
+  std::vector<UpdatePoint> out;
+  for (std::size_t n = 0; n < row.size(); ++n) {
+    Status cut = decode_chain_points(std::string_view(row).substr(0, n), out);
+    EXPECT_FALSE(cut.ok()) << "truncated to " << n;
+    if (!cut.ok()) {
+      EXPECT_TRUE(cut.error().starts_with("update chain: ")) << cut.error();
+    }
+  }
+  EXPECT_FALSE(decode_chain_points(row + "x", out).ok());
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 3000; ++i) {
+    std::string bad = row;
+    bad[rng() % bad.size()] = static_cast<char>(rng());
+    out.clear();
+    (void)decode_chain_points(bad, out);
+    EXPECT_LE(out.size(), bad.size() / 4);
+  }
+  EXPECT_FALSE(decode_chain_points(std::string("\x01\xff\xff\xff\xff\x0f", 6), out).ok());  // count, no points
+  EXPECT_FALSE(decode_chain_points(std::string("\x02\x00", 2), out).ok());  // unknown format
 }
 
 }  // namespace

@@ -14,12 +14,15 @@
 
 #include <filesystem>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "inbox_codec.hpp"
 #include "report_api.hpp"
 #include "sqlite_database.hpp"
+#include "sqlite_schema.hpp"
 #include "sqlite_store.hpp"
+#include "update_chain.hpp"
 #include "test_support.hpp"
 
 namespace streamtally::collector {
@@ -242,7 +245,7 @@ int64_t inbox_records(const std::string& path) {
 TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   test::TempDir dir;
   auto batches = make_batches(200, 40);
-  // One record the tables refuse (a trigger on the update chain stands in for a disk
+  // One record the tables refuse (a trigger on the sessions table stands in for a disk
   // error while applying); acknowledging it works, applying it fails until it is gone.
   IngestRecord extra = batches[2].records.back();
   extra.record.seq += 100;
@@ -253,7 +256,7 @@ TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   const std::string path = dir.file("stuck.db");
   auto store = open_store_at(path);
   auto db = open_database(path, false);
-  ASSERT_TRUE(exec_sql_status(db->get(), "CREATE TRIGGER poison BEFORE INSERT ON updates WHEN NEW.bytes_out = 666666666 "
+  ASSERT_TRUE(exec_sql_status(db->get(), "CREATE TRIGGER poison BEFORE UPDATE ON sessions WHEN NEW.bytes_out = 666666666 "
                                          "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
                   .ok());
   int64_t accepted = 0;
@@ -417,7 +420,96 @@ TEST(Inbox, AStoreFromBeforeTheInboxFileKeepsItsWaitingRecordsAndKeys) {
   EXPECT_EQ(legacy_tables.int64(0), 0);
   Statement version(db->get(), "SELECT value FROM meta WHERE key = 'schema_version'");
   ASSERT_TRUE(version.step());
-  EXPECT_EQ(version.int64(0), 3);
+  EXPECT_EQ(version.int64(0), kSchemaVersion);
+}
+
+// A late update's point is a row of its own, after the row that holds its neighbours:
+// the chain comes back in seq order all the same.
+TEST(UpdateChain, ReadChainMergesRowsInSeqOrder) {
+  test::TempDir dir;
+  auto db = open_database(dir.file("chain.db"), false);
+  ASSERT_TRUE(db.ok()) << db.error();
+  ASSERT_TRUE(exec_sql_status(db->get(), "CREATE TABLE updates(session INTEGER NOT NULL, seq INTEGER NOT NULL, "
+                                         "points BLOB NOT NULL, PRIMARY KEY(session, seq)) WITHOUT ROWID").ok());
+  Statement insert(db->get(), "INSERT INTO updates VALUES (?1, ?2, ?3)");
+  auto add = [&](int64_t session, std::vector<UpdatePoint> points) {
+    std::string row;
+    encode_chain_points(points, row);
+    ASSERT_TRUE(insert.bind(1, session).bind(2, points.front().seq).bind_blob(3, row.data(), row.size()).run_and_reset().ok());
+  };
+  add(7, {{0, 100, 1, 2}, {1, 200, 3, 4}, {3, 400, 7, 8}, {4, 500, 9, 10}});
+  add(7, {{2, 300, 5, 6}});   // late
+  add(7, {{5, 600, 11, 12}});  // the next apply
+  add(8, {{0, 1, 1, 1}});      // another session
+  Statement select(db->get(), kReadChainSql);
+  std::vector<UpdatePoint> chain{{99, 0, 0, 0}};  // replaced, not appended to
+  ASSERT_TRUE(read_chain(select, 7, chain).ok());
+  ASSERT_EQ(chain.size(), 6u);
+  for (int64_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(chain[i].seq, i);
+    EXPECT_EQ(chain[i].t, 100 * (i + 1));
+    EXPECT_EQ(chain[i].bytes_out, 2 * (i + 1));
+  }
+  ASSERT_TRUE(read_chain(select, 9, chain).ok());
+  EXPECT_TRUE(chain.empty());
+}
+
+// A store of schema_version 3 kept a chain row per point: opening it packs them, and it
+// answers as before.
+TEST(StoreUpgrade, ChainsOfARowPerPointArePackedAtOpen) {
+  test::TempDir dir;
+  const auto batches = make_batches(200, 40);
+  auto reference = reference_store(dir, batches);
+  const std::string path = dir.file("v3.db");
+  {
+    auto store = open_store_at(path);
+    for (std::size_t i = 0; i + 1 < batches.size(); ++i) ASSERT_TRUE(store->ingest(batches[i]).ok());
+  }
+  // Unpack the chains into the old layout, a row per point.
+  int64_t points = 0;
+  {
+    auto db = open_database(path, false);
+    ASSERT_TRUE(exec_sql_status(db->get(), "BEGIN; CREATE TABLE old_updates(session INTEGER NOT NULL, seq INTEGER NOT NULL, "
+                                           "t INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, "
+                                           "PRIMARY KEY(session, seq)) WITHOUT ROWID").ok());
+    Statement rows(db->get(), "SELECT session, points FROM updates");
+    Statement insert(db->get(), "INSERT INTO old_updates VALUES (?1, ?2, ?3, ?4, ?5)");
+    while (rows.step()) {
+      std::vector<UpdatePoint> chain;
+      ASSERT_TRUE(decode_chain_points(rows.blob(1), chain).ok());
+      for (const UpdatePoint& p : chain) {
+        insert.bind(1, rows.int64(0)).bind(2, p.seq).bind(3, p.t).bind(4, p.bytes_in).bind(5, p.bytes_out);
+        ASSERT_TRUE(insert.run_and_reset().ok());
+        ++points;
+      }
+    }
+    rows.reset();
+    ASSERT_TRUE(exec_sql_status(db->get(), "DROP TABLE updates; ALTER TABLE old_updates RENAME TO updates; "
+                                           "UPDATE meta SET value = 3 WHERE key = 'schema_version'; COMMIT").ok());
+  }
+  ASSERT_GT(points, 500);
+
+  auto store = open_store_at(path);
+  auto db = open_database(path, true);
+  Statement packed(db->get(), "SELECT session, points FROM updates");
+  std::set<int64_t> sessions;
+  int64_t rows = 0, packed_points = 0;
+  while (packed.step()) {
+    ++rows, sessions.insert(packed.int64(0));
+    std::vector<UpdatePoint> chain;
+    ASSERT_TRUE(decode_chain_points(packed.blob(1), chain).ok());
+    packed_points += static_cast<int64_t>(chain.size());
+  }
+  packed.reset();
+  EXPECT_EQ(rows, static_cast<int64_t>(sessions.size()));  // a row per session
+  EXPECT_EQ(packed_points, points);
+  ASSERT_TRUE(store->ingest(batches.back()).ok());  // applied on top of the packed chains
+  EXPECT_EQ(answers(*store), answers(*reference));
+  expect_resend_is_harmless(*store, batches[4]);  // duplicates are found in packed chains
+  EXPECT_EQ(answers(*store), answers(*reference));
+  Statement version(db->get(), "SELECT value FROM meta WHERE key = 'schema_version'");
+  ASSERT_TRUE(version.step());
+  EXPECT_EQ(version.int64(0), kSchemaVersion);
 }
 
 }  // namespace
