@@ -108,20 +108,20 @@ Status SqliteStore::apply_inbox_locked() {
   // waits for the batches acknowledged before it, not for an endless stream).
   auto through = inbox_->last_row();
   if (!through) return Error{"store: " + through.error()};
-  // In chunks of about kApplyRecords: a long backlog (after a restart) neither builds
+  // In chunks of about kApplyChunkRecords: a long backlog (after a restart) neither builds
   // one huge transaction nor holds the writer for minutes at once.
   while (applied_inbox_id_ < *through)
     if (Status s = apply_chunk(*through); !s) return s;
   return Status::Ok();
 }
 
-// Applies the rows after applied_inbox_id_ (up to `through`, about kApplyRecords records)
+// Applies the rows after applied_inbox_id_ (up to `through`, about kApplyChunkRecords records)
 // in one transaction of the store's file, which records the last row it applied; then
 // the rows are deleted from the inbox file.
 Status SqliteStore::apply_chunk(int64_t through) {
   SqliteWriter& w = *writer_;
   sqlite3* db = w.db.get();
-  auto rows = inbox_->rows_after(applied_inbox_id_, through, kApplyRecords);
+  auto rows = inbox_->rows_after(applied_inbox_id_, through, kApplyChunkRecords);
   if (!rows) return Error{"store: " + rows.error()};
   if (rows->empty()) {  // deleted by hand, or by a process sharing the file: nothing to do
     applied_inbox_id_ = through;

@@ -54,6 +54,12 @@ class InboxFile;
 // Applying starts when this many acknowledged records wait, or after kApplyDelay.
 inline constexpr int64_t kApplyRecords = 25'000;
 inline constexpr auto kApplyDelay = std::chrono::seconds(1);
+// At most about this many records in one apply transaction. When ingest outruns the
+// applier, the backlog is applied in chunks this large: a session row, rollup cell or
+// chain row then takes the updates of a longer stretch of time in one write (with
+// 100 000 instead of 25 000, an apply costs ~25 % less a record). The decoded chunk is
+// held in memory, ~1 KiB a record.
+inline constexpr int64_t kApplyChunkRecords = 100'000;
 
 class SqliteStore final : public Store {
  public:
