@@ -19,7 +19,29 @@ Result<std::unique_ptr<Admission>> Admission::open(const std::string& store_path
   return a;
 }
 
+Status Admission::begin_reads() {
+  if (reading_) return Status::Ok();
+  // Deferred: the snapshot is taken at the first read, after applied_through() was set
+  // for this group, so it holds every apply that made a waiting seq forgettable.
+  if (Status s = exec_sql_status(db_.get(), "BEGIN"); !s) return s;
+  reading_ = true;
+  return Status::Ok();
+}
+
+void Admission::end_reads() {
+  if (reading_) (void)exec_sql_status(db_.get(), "COMMIT");  // read-only: nothing to fail
+  reading_ = false;
+}
+
+Status Admission::look_up_point(const Seen& seen, int64_t seq, bool& found) {
+  if (Status s = begin_reads(); !s) return s;
+  if (Status s = read_chain(read_chain_, seen.session, chain_); !s) return s;
+  found = std::any_of(chain_.begin(), chain_.end(), [&](const UpdatePoint& p) { return p.seq == seq; });
+  return Status::Ok();
+}
+
 Status Admission::look_up_session(const SessionRecord& r, Seen& seen) {
+  if (Status s = begin_reads(); !s) return s;
   return find_session_.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
     seen.session = q.int64(0);
     seen.max_seq = std::max(seen.max_seq, q.int64(1));
@@ -48,10 +70,7 @@ Result<bool> Admission::admit(const SessionRecord& r) {
     // records is applied; it may have been applied since admission last looked.
     Status st = Status::Ok();
     if (!duplicate && seen.session == 0) st = look_up_session(r, seen);
-    if (st && !duplicate && seen.session != 0) {
-      st = read_chain(read_chain_, seen.session, chain_);
-      duplicate = std::any_of(chain_.begin(), chain_.end(), [&](const UpdatePoint& p) { return p.seq == r.seq; });
-    }
+    if (st && !duplicate && seen.session != 0) st = look_up_point(seen, r.seq, duplicate);
     if (!st) {
       if (inserted) seen_.erase(it);
       return Error{st.error()};

@@ -38,12 +38,14 @@ class Admission {
   // The batch's records are in inbox row `row` (its transaction not committed yet).
   void admitted_into(int64_t row);
 
-  // Undo points: a batch's savepoint, a group's transaction.
+  // Undo points: a batch's savepoint, a group's transaction. A group's reads share one
+  // read transaction of the store (one snapshot, begun at its first read, ended with the
+  // group): a read transaction per lookup cost as much as the lookup.
   void begin_group();
   void begin_batch() { batch_mark_ = undo_.size(); }
   void undo_batch() { undo_to(batch_mark_); }
-  void undo_group() { undo_to(group_mark_); }
-  void group_committed() { undo_.clear(), group_mark_ = batch_mark_ = 0; }
+  void undo_group() { undo_to(group_mark_), end_reads(); }
+  void group_committed() { undo_.clear(), group_mark_ = batch_mark_ = 0, end_reads(); }
 
   // The inbox rows up to and including `row` are applied and committed.
   void applied_through(int64_t row) { applied_through_ = row; }
@@ -61,11 +63,15 @@ class Admission {
   };
   Admission() = default;
   Status look_up_session(const SessionRecord& r, Seen& seen);
+  Status look_up_point(const Seen& seen, int64_t seq, bool& found);
+  Status begin_reads();
+  void end_reads();
   // Drops the waiting seqs whose rows are applied.
   void prune(Seen& seen) const;
   void undo_to(std::size_t mark);
 
   SqliteDb db_;
+  bool reading_ = false;  // the group's read transaction is open
   Statement find_session_, read_chain_;
   std::vector<UpdatePoint> chain_;  // read_chain_'s buffer, reused
   std::unordered_map<std::string, Seen> seen_;  // by session_key()

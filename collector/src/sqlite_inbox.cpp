@@ -117,7 +117,7 @@ Status SqliteStore::apply_inbox_locked() {
 
 // Applies the rows after applied_inbox_id_ (up to `through`, about kApplyChunkRecords records)
 // in one transaction of the store's file, which records the last row it applied; then
-// the rows are deleted from the inbox file.
+// the next acknowledging transaction deletes the rows from the inbox file.
 Status SqliteStore::apply_chunk(int64_t through) {
   SqliteWriter& w = *writer_;
   sqlite3* db = w.db.get();
