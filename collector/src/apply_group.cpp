@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "attribution.hpp"
-#include "update_chain.hpp"
 #include "streamtally/clock.hpp"
+#include "update_chain.hpp"
 
 namespace streamtally::collector {
 namespace {

@@ -4,9 +4,10 @@
 // Per record only what must be decided then is written at once: the row of a new
 // session (its id) and the chain point of a late update (the chain detects duplicates
 // and is what late updates are attributed from). The next update's point waits and is
-// written with the session's other new points in one chain row (update_chain.hpp). The session's latest record and the rollup deltas
-// are kept in memory and written by write(): a session updated many times in one
-// transaction is written once, and so is each rollup cell.
+// written with the session's other new points in one chain row (update_chain.hpp).
+// The session's latest record and the rollup deltas are kept in memory and written by
+// write(): a session updated many times in one transaction is written once, and so is
+// each rollup cell.
 //
 // A failure anywhere abandons the whole transaction (the inbox rows stay for the next
 // try), so nothing here needs to undo a part of it.

@@ -81,8 +81,9 @@ inline constexpr RollupFamily kRollupFamilies[] = {
 };
 inline constexpr std::size_t kFamilyCount = std::size(kRollupFamilies);
 
-// The whole schema: kSqliteSchema, kUpdatesTableSql and one table of additive counters per rollup family and
-// level (minute, hour, day), keyed by bucket and the family's dimension combination.
+// The whole schema: kSqliteSchema, kUpdatesTableSql and one table of additive counters
+// per rollup family and level (minute, hour, day), keyed by bucket and the family's
+// dimension combination.
 inline std::string sqlite_schema() {
   std::string sql = kSqliteSchema;
   sql += kUpdatesTableSql;
