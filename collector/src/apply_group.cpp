@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <optional>
 
 #include "attribution.hpp"
 #include "streamtally/clock.hpp"
@@ -149,14 +150,6 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
   return &*w_.sessions.emplace(std::move(key), *found).first;
 }
 
-Status ApplyGroup::insert_chain_row(int64_t session, std::span<const UpdatePoint> points) {
-  chain_row_.clear();
-  encode_chain_points(points, chain_row_);
-  Statement& s = w_.insert_update;
-  s.bind(1, session).bind(2, points.front().seq).bind_blob(3, chain_row_.data(), chain_row_.size());
-  return s.run_and_reset();
-}
-
 Status ApplyGroup::insert_points() {
   std::sort(points_.begin(), points_.end(), [](const auto& a, const auto& b) {
     return std::pair(a.first, a.second.seq) < std::pair(b.first, b.second.seq);
@@ -165,7 +158,7 @@ Status ApplyGroup::insert_points() {
   for (std::size_t i = 0; i < points_.size(); ++i) {
     run.push_back(points_[i].second);
     if (i + 1 < points_.size() && points_[i + 1].first == points_[i].first) continue;
-    if (Status st = insert_chain_row(points_[i].first, run); !st) return st;
+    if (Status st = write_chain_row(w_.insert_update, points_[i].first, run, chain_row_); !st) return st;
     run.clear();
   }
   points_.clear();
@@ -194,17 +187,22 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
   touched_.push_back(*entry);
 
   const bool newest = inserted || r.seq > s.seq;
+  std::optional<std::vector<UpdatePoint>> chain;  // with this point, once read
   if (newest) {
     // Above the chain's highest seq, so new: inserted later, in (session, seq) order.
     points_.emplace_back(s.id, point);
   } else {
     // At or below it: a re-send or a late update; the chain decides. A late update's
     // point gets a row of its own (no row starts at a seq the chain holds).
-    auto chain = chain_of(s.id);
-    if (!chain) return Error{chain.error()};
-    if (std::any_of(chain->begin(), chain->end(), [&](const UpdatePoint& p) { return p.seq == point.seq; }))
-      return false;
-    if (Status st = insert_chain_row(s.id, std::span(&point, 1)); !st) return Error{st.error()};
+    auto read = chain_of(s.id);
+    if (!read) return Error{read.error()};
+    if (chain_holds(*read, point.seq)) return false;
+    if (Status st = write_chain_row(w_.insert_update, s.id, std::span(&point, 1), chain_row_); !st)
+      return Error{st.error()};
+    chain = std::move(*read);
+    chain->insert(std::upper_bound(chain->begin(), chain->end(), point,
+                                   [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; }),
+                  point);
   }
   if (inserted) {  // the row holds this record already
     attribute_session({r.started_at, r.type == SessionType::Play, {point}}, +1, deltas_.sink_for(*ids));
@@ -224,8 +222,11 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
   } else {
     // A late (lower seq) update or a changed session: replace the session's whole
     // contribution, computed from the chain before and after.
-    auto chain = chain_of(s.id);
-    if (!chain) return Error{chain.error()};
+    if (!chain) {  // a newest record: its point waits in points_, chain_of() writes it first
+      auto read = chain_of(s.id);
+      if (!read) return Error{read.error()};
+      chain = std::move(*read);
+    }
     SessionShape after{newest ? r.started_at : s.started_at, newest ? play : s.play, *chain};
     SessionShape before = after;
     before.started_at = s.started_at;

@@ -13,7 +13,6 @@
 // try), so nothing here needs to undo a part of it.
 #pragma once
 
-#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,7 +52,6 @@ class ApplyGroup {
   Result<std::vector<UpdatePoint>> chain_of(int64_t session);
   // Inserts the waiting chain points, one row per session, in key order (B-tree friendly).
   Status insert_points();
-  Status insert_chain_row(int64_t session, std::span<const UpdatePoint> points);
 
   SqliteWriter& w_;
   int64_t max_session_ms_;
@@ -63,7 +61,7 @@ class ApplyGroup {
   std::vector<Entry> touched_;    // cache entries of the group's sessions (repeats allowed)
   std::vector<std::pair<std::size_t, std::string>> new_dims_keys_;  // to forget when abandoned
   std::string dims_key_;  // dims_of()'s key buffer, reused
-  std::string chain_row_;  // insert_chain_row()'s buffer, reused
+  std::string chain_row_;  // write_chain_row()'s buffer, reused
 };
 
 }  // namespace streamtally::collector

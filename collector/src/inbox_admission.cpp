@@ -36,7 +36,7 @@ void Admission::end_reads() {
 Status Admission::look_up_point(const Seen& seen, int64_t seq, bool& found) {
   if (Status s = begin_reads(); !s) return s;
   if (Status s = read_chain(read_chain_, seen.session, chain_); !s) return s;
-  found = std::any_of(chain_.begin(), chain_.end(), [&](const UpdatePoint& p) { return p.seq == seq; });
+  found = chain_holds(chain_, seq);
   return Status::Ok();
 }
 

@@ -23,14 +23,11 @@ std::vector<Result<IngestOutcome>> SqliteStore::journal_group(std::span<const In
     return std::vector<Result<IngestOutcome>>(group.size(), Result<IngestOutcome>(Error{error}));
   };
   if (Status s = inbox_->begin(); !s) return fail_all("store busy: " + s.error());
+  // Before the group's first read (admission's snapshot must hold what it may forget).
+  admission_->applied_through(applied_inbox_id_);
   // Rows the applier has committed to the store go in this transaction: deleting them
   // needs no commit (no fsync) of its own, and the applier never waits for this lock.
-  const int64_t applied = applied_committed_.load();
-  if (applied > inbox_deleted_through_) {
-    admission_->applied_through(applied);
-    if (Status s = inbox_->delete_through(applied); !s)  // harmless: they are skipped
-      std::fprintf(stderr, "streamtally-collector: deleting applied inbox rows: %s\n", s.error().c_str());
-  }
+  const int64_t deleted = delete_applied_rows_locked();
   admission_->begin_group();
   int64_t added = 0;
   std::vector<Result<IngestOutcome>> outcomes;
@@ -41,7 +38,7 @@ std::vector<Result<IngestOutcome>> SqliteStore::journal_group(std::span<const In
     return fail_all("store: commit failed: " + s.error());
   }
   admission_->group_committed();
-  if (applied > inbox_deleted_through_) inbox_deleted_through_ = applied;
+  if (deleted) inbox_deleted_through_ = deleted;
   if (inbox_records_.fetch_add(added) + added >= kApplyRecords) {
     { std::lock_guard wake(applier_mutex_); }  // not between the applier's check and its wait
     applier_wake_.notify_one();
@@ -186,9 +183,7 @@ Status SqliteStore::apply_chunk(int64_t through) {
   tx.committed();
   applied_inbox_id_ = last_row;
   inbox_records_ -= records;
-  // The rows leave the inbox file with the next acknowledging transaction (or at close).
-  applied_committed_ = last_row;
-  return Status::Ok();
+  return Status::Ok();  // the rows leave the inbox file with the next acknowledgement
 }
 
 void SqliteStore::applier_loop() {

@@ -10,11 +10,11 @@ namespace streamtally::collector {
 
 // Version 4: update chains packed a row per session and apply; 3: the inbox in a file of
 // its own; 2: the inbox in the store's file. Opening an older store upgrades it.
-inline constexpr int kSchemaVersion = 4;  // also the meta row below
+inline constexpr int kSchemaVersion = 4;
 
 inline constexpr const char* kSqliteSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta VALUES ('schema_version', 4), ('max_session_ms', 0), ('applied_inbox_id', 0);
+INSERT OR IGNORE INTO meta VALUES ('max_session_ms', 0), ('applied_inbox_id', 0);
 
 -- Distinct combinations of each rollup family's dimensions (see kRollupFamilies).
 CREATE TABLE IF NOT EXISTS dims_a(
@@ -81,11 +81,12 @@ inline constexpr RollupFamily kRollupFamilies[] = {
 };
 inline constexpr std::size_t kFamilyCount = std::size(kRollupFamilies);
 
-// The whole schema: kSqliteSchema, kUpdatesTableSql and one table of additive counters
-// per rollup family and level (minute, hour, day), keyed by bucket and the family's
-// dimension combination.
+// The whole schema: kSqliteSchema, the schema_version of a new store, kUpdatesTableSql
+// and one table of additive counters per rollup family and level (minute, hour, day),
+// keyed by bucket and the family's dimension combination.
 inline std::string sqlite_schema() {
   std::string sql = kSqliteSchema;
+  sql += "INSERT OR IGNORE INTO meta VALUES ('schema_version', " + std::to_string(kSchemaVersion) + ");\n";
   sql += kUpdatesTableSql;
   for (const RollupFamily& family : kRollupFamilies)
     for (const char* table : family.tables)

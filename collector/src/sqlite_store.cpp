@@ -34,12 +34,17 @@ SqliteStore::~SqliteStore() {
 
 void SqliteStore::delete_applied_inbox_rows() {
   std::lock_guard lock(inbox_mutex_);
-  const int64_t applied = applied_committed_.load();
-  if (applied <= inbox_deleted_through_) return;
-  if (Status s = inbox_->delete_through(applied); !s)  // harmless: the next open skips them
+  if (const int64_t deleted = delete_applied_rows_locked()) inbox_deleted_through_ = deleted;
+}
+
+int64_t SqliteStore::delete_applied_rows_locked() {
+  const int64_t applied = applied_inbox_id_.load();
+  if (applied <= inbox_deleted_through_) return 0;
+  if (Status s = inbox_->delete_through(applied); !s) {  // harmless: they are skipped, and tried again
     std::fprintf(stderr, "streamtally-collector: deleting applied inbox rows: %s\n", s.error().c_str());
-  else
-    inbox_deleted_through_ = applied;
+    return 0;
+  }
+  return applied;
 }
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, int scan_threads) {
@@ -91,7 +96,7 @@ Status SqliteStore::open_inbox() {
   if (Status s = move_legacy_inbox(); !s) return s;
   // Rows applied by the last process that it did not get to delete.
   if (Status s = inbox_->delete_through(applied_inbox_id_); !s) return s;
-  applied_committed_ = inbox_deleted_through_ = applied_inbox_id_;
+  inbox_deleted_through_ = applied_inbox_id_;
   auto waiting = inbox_->records_after(applied_inbox_id_);
   if (!waiting) return Error{waiting.error()};
   inbox_records_ = *waiting;
@@ -122,15 +127,13 @@ Status SqliteStore::pack_update_chains(sqlite3* db) {
                                       kUpdatesTableSql).c_str()); !s)
     return fail(s.error());
   Statement points(db, "SELECT session, seq, t, bytes_in, bytes_out FROM updates_v3 ORDER BY session, seq");
-  Statement insert(db, "INSERT INTO updates VALUES (?1, ?2, ?3)");
+  Statement insert(db, kInsertChainRowSql);
   std::vector<UpdatePoint> chain;
   std::string row;
   int64_t session = 0;
   auto write_chain = [&]() -> Status {
     if (chain.empty()) return Status::Ok();
-    row.clear();
-    encode_chain_points(chain, row);
-    Status s = insert.bind(1, session).bind(2, chain.front().seq).bind_blob(3, row.data(), row.size()).run_and_reset();
+    Status s = write_chain_row(insert, session, chain, row);
     chain.clear();
     return s;
   };

@@ -24,7 +24,7 @@
 // writes (on a 2-core machine that doubled ingest). The acknowledging thread holds
 // inbox_mutex_, the applier writer_mutex_; the applier never takes inbox_mutex_ while it
 // runs: the rows it applied are deleted by the next acknowledging transaction (and at
-// close), which learns them from applied_committed_. Queries use a pool of read-only
+// close), which learns them from applied_inbox_id_. Queries use a pool of read-only
 // connections, so they run while either commits (WAL); a session scan reads its slices
 // in parallel on several of them that share one snapshot (snapshot_readers()).
 #pragma once
@@ -131,6 +131,9 @@ class SqliteStore final : public Store {
   void applier_loop();
   // Outside acknowledging (open, close): deletes the inbox rows applies have committed.
   void delete_applied_inbox_rows();
+  // Under inbox_mutex_, inside the inbox transaction when one is open: deletes the rows
+  // up to applied_inbox_id_ not deleted yet; the id deleted through (0: nothing, or failed).
+  int64_t delete_applied_rows_locked();
 
   Result<SqliteDb> acquire_reader();
   void release_reader(SqliteDb db);
@@ -138,16 +141,15 @@ class SqliteStore final : public Store {
   std::string path_;
   std::mutex writer_mutex_;  // the store file's writer: applying
   std::unique_ptr<SqliteWriter> writer_;
-  int64_t applied_inbox_id_ = 0;  // meta.applied_inbox_id, under writer_mutex_
+  // meta.applied_inbox_id: written by the applier after its commit (under writer_mutex_),
+  // read by acknowledging to delete the rows and let admission forget them.
+  std::atomic<int64_t> applied_inbox_id_{0};
   std::mutex inbox_mutex_;   // the inbox file's writer: acknowledging
   std::unique_ptr<InboxFile> inbox_;
   std::unique_ptr<Admission> admission_;  // under inbox_mutex_
   std::string inbox_row_;  // encoding buffer, reused under inbox_mutex_
   std::atomic<int64_t> inbox_records_{0};  // acknowledged, not applied
-  // The last inbox row a committed apply holds (set by the applier), and the last one
-  // deleted from the inbox file (under inbox_mutex_).
-  std::atomic<int64_t> applied_committed_{0};
-  int64_t inbox_deleted_through_ = 0;
+  int64_t inbox_deleted_through_ = 0;  // the last row deleted from the inbox file, under inbox_mutex_
 
   std::thread applier_;
   std::mutex applier_mutex_;

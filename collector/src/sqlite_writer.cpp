@@ -33,7 +33,7 @@ Status SqliteWriter::prepare() {
       d, "UPDATE sessions SET seq = ?1, state = ?2, client_ip = ?3, user_agent = ?4, referer = ?5, "
          "referer_domain = ?6, user_id = ?7, token = ?8, updated_at = ?9, ended_at = ?10, last_t = ?11, "
          "end_t = ?12, bytes_in = ?13, bytes_out = ?14, end_reason = ?15, tags = ?16 WHERE id = ?17");
-  insert_update = Statement(d, "INSERT INTO updates VALUES (?1, ?2, ?3)");
+  insert_update = Statement(d, kInsertChainRowSql);
   read_chain = Statement(d, kReadChainSql);
   set_meta = Statement(d, "UPDATE meta SET value = ?2 WHERE key = ?1");
   keep_damaged = Statement(d, "INSERT OR REPLACE INTO inbox_damaged VALUES (?1, ?2, ?3, ?4)");

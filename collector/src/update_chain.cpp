@@ -46,6 +46,17 @@ Status decode_chain_points(std::string_view blob, std::vector<UpdatePoint>& out)
   return Status::Ok();
 }
 
+bool chain_holds(const std::vector<UpdatePoint>& chain, int64_t seq) {
+  return std::binary_search(chain.begin(), chain.end(), UpdatePoint{seq, 0, 0, 0},
+                            [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; });
+}
+
+Status write_chain_row(Statement& insert, int64_t session, std::span<const UpdatePoint> points, std::string& buffer) {
+  buffer.clear();
+  encode_chain_points(points, buffer);
+  return insert.bind(1, session).bind(2, points.front().seq).bind_blob(3, buffer.data(), buffer.size()).run_and_reset();
+}
+
 Status read_chain(Statement& select_points, int64_t session, std::vector<UpdatePoint>& chain) {
   chain.clear();
   Status decoded = Status::Ok();

@@ -25,8 +25,9 @@
 
 namespace streamtally::collector {
 
-// Prepare it to read a chain with read_chain().
+// Prepare them to read a chain with read_chain() and to add a row with write_chain_row().
 inline constexpr const char* kReadChainSql = "SELECT points FROM updates WHERE session = ?1";
+inline constexpr const char* kInsertChainRowSql = "INSERT INTO updates VALUES (?1, ?2, ?3)";
 
 // Appends the points as one row's points column.
 void encode_chain_points(std::span<const UpdatePoint> points, std::string& out);
@@ -38,5 +39,13 @@ Status decode_chain_points(std::string_view blob, std::vector<UpdatePoint>& out)
 // The whole chain of a session in seq order, with a statement prepared from
 // kReadChainSql: replaces the contents of chain.
 Status read_chain(Statement& select_points, int64_t session, std::vector<UpdatePoint>& chain);
+
+// Whether a chain read by read_chain() holds this seq.
+bool chain_holds(const std::vector<UpdatePoint>& chain, int64_t seq);
+
+// Adds the points (in seq order, none in the chain yet) as one row of the session's
+// chain, keyed by the first one's seq, with a statement prepared from kInsertChainRowSql;
+// buffer is reused for the encoding.
+Status write_chain_row(Statement& insert, int64_t session, std::span<const UpdatePoint> points, std::string& buffer);
 
 }  // namespace streamtally::collector
