@@ -14,6 +14,7 @@
 #include <future>
 #include <map>
 #include <optional>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -145,15 +146,31 @@ struct ScannedSession {
   GroupKey key;
 };
 
+// What the scan reads of a session beyond started_at, end_t and the dimensions. Every
+// column costs a little per session, and a ccu scan at 10M sessions reads ~400k of
+// them, so a column is read only when a metric needs it.
+struct ScanColumns {
+  bool id = false;      // the update chain: viewtime, bytes
+  bool type = false;    // views
+  bool viewer = false;  // unique_viewers
+};
+
 // Reads the sessions that started in [starts.first, starts.second) and are open at or
-// after `from`, only the columns the metrics need: started_at, end_t and type come from
-// the covering index sessions_by_start; the row itself only for viewers, chains,
-// dimensions.
+// after `from`: started_at, end_t and type come from the covering index
+// sessions_by_start; the row itself only for viewers, chains, dimensions.
 Status scan_sessions(sqlite3* db, const ReportQuery& q, std::pair<int64_t, int64_t> starts, int64_t from,
-                     bool need_viewers, const std::function<void(ScannedSession&&)>& visit) {
+                     ScanColumns columns, const std::function<void(ScannedSession&&)>& visit) {
   SqlBuilder sql;
-  std::string text = std::string("SELECT s.id, s.started_at, s.end_t, s.type, ") +
-                     (need_viewers ? "s.client_ip, s.user_agent" : "'', ''");
+  std::string text = "SELECT s.started_at, s.end_t";
+  int next = 2;
+  auto add = [&](bool wanted, const char* column) {
+    if (!wanted) return -1;
+    text += std::string(", ") + column;
+    return next++;
+  };
+  const int id = add(columns.id, "s.id"), type = add(columns.type, "s.type");
+  const int ip = add(columns.viewer, "s.client_ip"), user_agent = add(columns.viewer, "s.user_agent");
+  const int dimensions = next;
   for (const auto& d : q.dimensions) text += ", " + session_dimension_sql(d, sql);
   text += " FROM sessions AS s WHERE s.started_at >= " + sql.param(starts.first) +
           " AND s.started_at < " + sql.param(starts.second) + " AND s.end_t >= " + sql.param(from);
@@ -163,10 +180,11 @@ Status scan_sessions(sqlite3* db, const ReportQuery& q, std::pair<int64_t, int64
   sql.bind_all(st);
   while (st.step()) {
     ScannedSession s;
-    s.id = st.int64(0), s.started_at = st.int64(1), s.end_t = st.int64(2);
-    s.play = st.text_equals(3, "play");  // no string copy: this loop runs per session
-    if (need_viewers) s.viewer = st.text(4) + '\n' + st.text(5);
-    for (std::size_t i = 0; i < q.dimensions.size(); ++i) s.key.push_back(st.text(static_cast<int>(6 + i)));
+    s.started_at = st.int64(0), s.end_t = st.int64(1);
+    if (id >= 0) s.id = st.int64(id);
+    if (type >= 0) s.play = st.text_equals(type, "play");  // no string copy: this loop runs per session
+    if (ip >= 0) s.viewer = st.text(ip) + '\n' + st.text(user_agent);
+    for (std::size_t i = 0; i < q.dimensions.size(); ++i) s.key.push_back(st.text(dimensions + static_cast<int>(i)));
     visit(std::move(s));
   }
   if (st.failed()) return Error{st.error()};
@@ -191,27 +209,34 @@ Result<ScanGroups> scan_slice(sqlite3* db, const ReportQuery& q, int64_t first, 
   const bool need_chain = q.wants({Metric::Viewtime, Metric::BytesIn, Metric::BytesOut});
   const bool need_viewers = q.wants({Metric::UniqueViewers});
   const bool need_intervals = q.wants({Metric::Ccu, Metric::MaxCcu});
+  const bool need_views = q.wants({Metric::Views});
   Statement chain(db, kReadChainSql);
   if (!chain.ok()) return Error{chain.error()};
 
   ScanGroups groups;
   std::string chain_error;
   bool too_many = false;
+  auto last = groups.end();  // a session mostly falls in the group of the one before
   auto bucket_of = [&](int64_t t) { return (floor_to(t, length) - first) / length; };
-  Status st = scan_sessions(db, q, starts, first, need_viewers, [&](ScannedSession&& s) {
+  const ScanColumns columns{need_chain, need_views, need_viewers};
+  Status st = scan_sessions(db, q, starts, first, columns, [&](ScannedSession&& s) {
     if (too_many) return;
-    auto [it, inserted] = groups.try_emplace(s.key);
-    ScanGroup& g = it->second;
-    if (inserted && static_cast<int64_t>(groups.size()) * count > kMaxReportPoints) {
-      too_many = true;
-      return;
+    if (last == groups.end() || s.key != last->first) {
+      bool inserted = false;
+      std::tie(last, inserted) = groups.try_emplace(s.key);
+      if (inserted && static_cast<int64_t>(groups.size()) * count > kMaxReportPoints) {
+        too_many = true;
+        return;
+      }
+      if (inserted) {
+        ScanGroup& g = last->second;
+        g.sessions.assign(count, 0);
+        g.views.assign(count, 0);
+        if (need_chain) g.additive.assign(count, Counters{});
+        if (need_viewers) g.viewers.resize(count);
+      }
     }
-    if (inserted) {
-      g.sessions.assign(count, 0);
-      g.views.assign(count, 0);
-      if (need_chain) g.additive.assign(count, Counters{});
-      if (need_viewers) g.viewers.resize(count);
-    }
+    ScanGroup& g = last->second;
     const int64_t lo = std::max<int64_t>(0, bucket_of(std::max(s.started_at, first)));
     const int64_t hi = std::min<int64_t>(count - 1, bucket_of(std::min(s.end_t, range_end - 1)));
     for (int64_t b = lo; b <= hi; ++b) {
@@ -221,7 +246,7 @@ Result<ScanGroups> scan_slice(sqlite3* db, const ReportQuery& q, int64_t first, 
     if (s.play && s.started_at >= first && s.started_at < range_end) ++g.views[bucket_of(s.started_at)];
     if (need_intervals) g.intervals.push_back({s.started_at, s.end_t});
     if (need_chain) {
-      SessionShape shape{s.started_at, s.play, {}};
+      SessionShape shape{s.started_at, s.play, {}};  // play only counts views, not read here
       if (Status read = read_chain(chain, s.id, shape.chain); !read) chain_error = read.error();
       if (shape.chain.empty()) return;
       attribute_session(shape, +1, [&](int64_t minute, const Counters& c) {
