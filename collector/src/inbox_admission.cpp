@@ -19,6 +19,21 @@ Result<std::unique_ptr<Admission>> Admission::open(const std::string& store_path
   return a;
 }
 
+Status Admission::load_session_key_filter() {
+  int64_t sessions = 0;
+  Status st = Statement(db_.get(), "SELECT max(id) FROM sessions").each_row([&](const Statement& q) {
+    sessions = q.int64(0);  // ids are never reused: at least the count
+  });
+  if (!st) return st;
+  auto filter = std::make_unique<SessionKeyFilter>(static_cast<uint64_t>(sessions));
+  st = Statement(db_.get(), "SELECT server_id, session_id FROM sessions").each_row([&](const Statement& q) {
+    filter->add(session_key(q.text_view(0), q.text_view(1)));
+  });
+  if (!st) return st;
+  filter_ = std::move(filter);
+  return Status::Ok();
+}
+
 Status Admission::begin_reads() {
   if (reading_) return Status::Ok();
   // Deferred: the snapshot is taken at the first read, after applied_through() was set
@@ -42,6 +57,9 @@ Status Admission::look_up_point(const Seen& seen, int64_t seq, bool& found) {
 
 Status Admission::look_up_session(const SessionRecord& r, Seen& seen) {
   if (Status s = begin_reads(); !s) return s;
+  // The group's snapshot holds every apply through applied_through_: all that prune
+  // has dropped so far.
+  seen.applied_since_read = false;
   return find_session_.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
     seen.session = q.int64(0);
     seen.max_seq = std::max(seen.max_seq, q.int64(1));
@@ -49,7 +67,8 @@ Status Admission::look_up_session(const SessionRecord& r, Seen& seen) {
 }
 
 void Admission::prune(Seen& seen) const {
-  std::erase_if(seen.waiting, [&](const Waiting& w) { return w.row <= applied_through_; });
+  if (std::erase_if(seen.waiting, [&](const Waiting& w) { return w.row <= applied_through_; }) > 0)
+    seen.applied_since_read = true;
 }
 
 Result<bool> Admission::admit(const SessionRecord& r) {
@@ -58,7 +77,9 @@ Result<bool> Admission::admit(const SessionRecord& r) {
   const bool inserted = it == seen_.end();
   if (inserted) {
     Seen fresh;
-    if (Status st = look_up_session(r, fresh); !st) return Error{st.error()};
+    if (!filter_ || filter_->may_hold(key))
+      if (Status st = look_up_session(r, fresh); !st) return Error{st.error()};
+    if (filter_) filter_->add(key);  // before the store can hold it; a batch undone leaves a false positive
     it = seen_.emplace(std::move(key), std::move(fresh)).first;
   }
   Seen& seen = it->second;
@@ -69,7 +90,7 @@ Result<bool> Admission::admit(const SessionRecord& r) {
     // Not waiting: applied, or never seen. The session's row exists once any of its
     // records is applied; it may have been applied since admission last looked.
     Status st = Status::Ok();
-    if (!duplicate && seen.session == 0) st = look_up_session(r, seen);
+    if (!duplicate && seen.session == 0 && seen.applied_since_read) st = look_up_session(r, seen);
     if (st && !duplicate && seen.session != 0) st = look_up_point(seen, r.seq, duplicate);
     if (!st) {
       if (inserted) seen_.erase(it);

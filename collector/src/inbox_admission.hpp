@@ -14,6 +14,10 @@
 // the store at the same time. A waiting seq is forgotten only once the transaction that
 // applied its inbox row has committed (applied_through), so the chain lookup sees it.
 // What a batch admitted is forgotten again when the batch or its group fails to commit.
+//
+// A session admission has not seen is looked up in the store only when the session
+// filter (session_key_filter.hpp, loaded once the store has applied its inbox at open)
+// says the store may hold it: the first record of a new session reads nothing.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include "attribution.hpp"
+#include "session_key_filter.hpp"
 #include "sqlite_database.hpp"
 #include "store.hpp"
 
@@ -32,6 +37,11 @@ class Admission {
  public:
   // Reads the store file at store_path (read-only).
   static Result<std::unique_ptr<Admission>> open(const std::string& store_path);
+
+  // Reads the key of every session the store holds into the session key filter. Only
+  // once nothing waits in the inbox (what waits is not in the store yet); until then
+  // every session admission has not seen is looked up.
+  Status load_session_key_filter();
 
   // True when the record is new (and from now on remembered), false for a duplicate.
   Result<bool> admit(const SessionRecord& r);
@@ -60,6 +70,10 @@ class Admission {
     int64_t session = 0;                 // sessions.id; 0 when not applied when last looked
     int64_t max_seq = INT64_MIN;         // highest seq applied or admitted
     std::vector<Waiting> waiting;        // admitted, not known to be applied
+    // A waiting seq was applied since the store was read: with session 0 the store may
+    // hold the session now. Without it, it still does not (only an apply of one of the
+    // session's records makes its row), so a late seq not waiting is new, unread.
+    bool applied_since_read = false;
   };
   Admission() = default;
   Status look_up_session(const SessionRecord& r, Seen& seen);
@@ -75,6 +89,7 @@ class Admission {
   Statement find_session_, read_chain_;
   std::vector<UpdatePoint> chain_;  // read_chain_'s buffer, reused
   std::unordered_map<std::string, Seen> seen_;  // by session_key()
+  std::unique_ptr<SessionKeyFilter> filter_;    // every session held or admitted
   int64_t applied_through_ = 0;
   // What one admission did: added a seq to an entry (pop it, restore max_seq), after
   // inserting the entry (then erase it). Pointers, not iterators: they stay valid when

@@ -61,6 +61,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
   // Rows a previous process acknowledged but did not apply (killed, or a failed apply).
   if (Status s = store->apply_inbox(); !s) return Error{path + ": applying the inbox: " + s.error()};
   store->delete_applied_inbox_rows();
+  if (Status s = store->admission_->load_session_key_filter(); !s) return Error{path + ": " + s.error()};
   store->applier_ = std::thread([s = store.get()] { s->applier_loop(); });
   return store;
 }

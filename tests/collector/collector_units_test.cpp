@@ -1,5 +1,5 @@
 // Unit tests of the collector's pure parts: time attribution, the CCU sweep, the
-// query-parameter parsers, the inbox row format. Expected values come from brute force
+// query-parameter parsers, the inbox row format, the session key filter. Expected values come from brute force
 // or by hand.
 #include <gtest/gtest.h>
 
@@ -11,6 +11,8 @@
 #include "ccu_sweep.hpp"
 #include "inbox_codec.hpp"
 #include "query_params.hpp"
+#include "session_cache.hpp"
+#include "session_key_filter.hpp"
 #include "update_chain.hpp"
 
 namespace streamtally::collector {
@@ -296,6 +298,35 @@ TEST(UpdateChainCodec, DamagedRowsAreErrorsNeverCrashes) {
   }
   EXPECT_FALSE(decode_chain_points(std::string("\x01\xff\xff\xff\xff\x0f", 6), out).ok());  // count, no points
   EXPECT_FALSE(decode_chain_points(std::string("\x02\x00", 2), out).ok());  // unknown format
+}
+
+}  // namespace
+}  // namespace streamtally::collector
+
+namespace streamtally::collector {
+namespace {
+
+// Every key added is held (admission relies on it to find re-sends); keys never added
+// are mostly not, at the rates session_key_filter.hpp states.
+TEST(SessionKeyFilter, HoldsEveryKeyAddedAndFewOthers) {
+  auto false_positives = [](uint64_t sized_for, int added) {
+    SessionKeyFilter filter(sized_for);
+    for (int i = 0; i < added; ++i) filter.add(session_key("srv-" + std::to_string(i % 16), "s-" + std::to_string(i)));
+    for (int i = 0; i < added; ++i)
+      if (!filter.may_hold(session_key("srv-" + std::to_string(i % 16), "s-" + std::to_string(i)))) return -1.0;
+    int held = 0;
+    constexpr int kProbes = 200'000;
+    for (int i = 0; i < kProbes; ++i) held += filter.may_hold(session_key("srv-" + std::to_string(i % 16), "new-" + std::to_string(i)));
+    return static_cast<double>(held) / kProbes;
+  };
+  // At open (half the size), then once the store has doubled.
+  const double at_open = false_positives(SessionKeyFilter::kMinSessions, SessionKeyFilter::kMinSessions);
+  const double doubled = false_positives(SessionKeyFilter::kMinSessions, 2 * SessionKeyFilter::kMinSessions);
+  EXPECT_GE(at_open, 0.0) << "a key added is not held";
+  EXPECT_LT(at_open, 0.005);
+  EXPECT_GE(doubled, 0.0) << "a key added is not held";
+  EXPECT_LT(doubled, 0.05);
+  std::printf("false positives: %.4f at open, %.4f once doubled\n", at_open, doubled);
 }
 
 }  // namespace
