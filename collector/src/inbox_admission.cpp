@@ -1,6 +1,9 @@
 #include "inbox_admission.hpp"
 
 #include <algorithm>
+#include <cstdio>
+
+#include <pthread.h>
 
 #include "session_cache.hpp"
 #include "update_chain.hpp"
@@ -19,19 +22,36 @@ Result<std::unique_ptr<Admission>> Admission::open(const std::string& store_path
   return a;
 }
 
-Status Admission::load_session_key_filter() {
+void Admission::start_loading_session_keys(const std::string& store_path) {
   int64_t sessions = 0;
-  Status st = Statement(db_.get(), "SELECT max(id) FROM sessions").each_row([&](const Statement& q) {
-    sessions = q.int64(0);  // ids are never reused: at least the count
+  (void)Statement(db_.get(), "SELECT max(id) FROM sessions").each_row([&](const Statement& q) {
+    sessions = q.int64(0);  // ids are never reused: at least the count; sizes the filter only
   });
-  if (!st) return st;
-  auto filter = std::make_unique<SessionKeyFilter>(static_cast<uint64_t>(sessions));
-  st = Statement(db_.get(), "SELECT server_id, session_id FROM sessions").each_row([&](const Statement& q) {
-    filter->add(session_key(q.text_view(0), q.text_view(1)));
+  filter_ = std::make_unique<SessionKeyFilter>(static_cast<uint64_t>(sessions));
+  loader_ = std::thread([this, store_path] {
+    pthread_setname_np(pthread_self(), "st-session-keys");  // in top -H, perf, gdb
+    auto db = open_database(store_path, true);
+    // Read, not mapped: a one-off scan of the whole key index should not stay in the
+    // process's resident memory.
+    Status st = db ? exec_sql_status(db->get(), "PRAGMA mmap_size=0") : Status(Error{db.error()});
+    if (st) {
+      Statement keys(db->get(), "SELECT server_id, session_id FROM sessions");
+      while (!stop_loading_.load(std::memory_order_relaxed) && keys.step())
+        filter_->add(session_key(keys.text_view(0), keys.text_view(1)));
+      st = keys.failed() ? Status(Error{keys.error()}) : Status::Ok();
+    }
+    if (!st) {  // admission goes on reading the store for every session it has not seen
+      std::fprintf(stderr, "streamtally-collector: %s: loading the session keys: %s\n", store_path.c_str(),
+                   st.error().c_str());
+      return;
+    }
+    if (!stop_loading_.load(std::memory_order_relaxed)) keys_loaded_.store(true, std::memory_order_release);
   });
-  if (!st) return st;
-  filter_ = std::move(filter);
-  return Status::Ok();
+}
+
+Admission::~Admission() {
+  stop_loading_ = true;
+  if (loader_.joinable()) loader_.join();
 }
 
 Status Admission::begin_reads() {
@@ -77,9 +97,10 @@ Result<bool> Admission::admit(const SessionRecord& r) {
   const bool inserted = it == seen_.end();
   if (inserted) {
     Seen fresh;
-    if (!filter_ || filter_->may_hold(key))
+    if (!session_keys_loaded() || filter_->may_hold(key))
       if (Status st = look_up_session(r, fresh); !st) return Error{st.error()};
-    if (filter_) filter_->add(key);  // before the store can hold it; a batch undone leaves a false positive
+    // Before the store can hold it; a batch undone leaves a false positive.
+    if (filter_) filter_->add(key);
     it = seen_.emplace(std::move(key), std::move(fresh)).first;
   }
   Seen& seen = it->second;

@@ -15,14 +15,18 @@
 // applied its inbox row has committed (applied_through), so the chain lookup sees it.
 // What a batch admitted is forgotten again when the batch or its group fails to commit.
 //
-// A session admission has not seen is looked up in the store only when the session
-// filter (session_key_filter.hpp, loaded once the store has applied its inbox at open)
-// says the store may hold it: the first record of a new session reads nothing.
+// A session admission has not seen is looked up in the store only when the session key
+// filter (session_key_filter.hpp) says the store may hold it: the first record of a new
+// session reads nothing. The filter is loaded on a thread of its own once the store has
+// applied its inbox at open (a cold 10M-session store takes ~20 s of reads); until it
+// is complete every session admission has not seen is looked up.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -38,10 +42,11 @@ class Admission {
   // Reads the store file at store_path (read-only).
   static Result<std::unique_ptr<Admission>> open(const std::string& store_path);
 
-  // Reads the key of every session the store holds into the session key filter. Only
-  // once nothing waits in the inbox (what waits is not in the store yet); until then
-  // every session admission has not seen is looked up.
-  Status load_session_key_filter();
+  // Starts reading the key of every session the store holds into the session key
+  // filter. Only once nothing waits in the inbox (what waits is not in the store yet).
+  void start_loading_session_keys(const std::string& store_path);
+  bool session_keys_loaded() const { return keys_loaded_.load(std::memory_order_acquire); }
+  ~Admission();
 
   // True when the record is new (and from now on remembered), false for a duplicate.
   Result<bool> admit(const SessionRecord& r);
@@ -89,7 +94,11 @@ class Admission {
   Statement find_session_, read_chain_;
   std::vector<UpdatePoint> chain_;  // read_chain_'s buffer, reused
   std::unordered_map<std::string, Seen> seen_;  // by session_key()
-  std::unique_ptr<SessionKeyFilter> filter_;    // every session held or admitted
+  // Every session admitted, and once keys_loaded_, every session held. Admission adds
+  // its keys from the start, so nothing applied after the loader's snapshot is missed.
+  std::unique_ptr<SessionKeyFilter> filter_;
+  std::atomic<bool> keys_loaded_{false}, stop_loading_{false};
+  std::thread loader_;
   int64_t applied_through_ = 0;
   // What one admission did: added a seq to an entry (pop it, restore max_seq), after
   // inserting the entry (then erase it). Pointers, not iterators: they stay valid when

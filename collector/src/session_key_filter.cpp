@@ -17,7 +17,10 @@ constexpr uint64_t kBitsPerSession = 8;
 
 SessionKeyFilter::SessionKeyFilter(uint64_t sessions)
     : blocks_(std::bit_ceil(std::max(sessions * 2, kMinSessions) * kBitsPerSession / (8 * sizeof(Block)))),
-      data_(new Block[blocks_]()) {}
+      data_(new Block[blocks_]) {
+  for (std::size_t b = 0; b < blocks_; ++b)
+    for (auto& w : data_[b].words) w.store(0, std::memory_order_relaxed);
+}
 
 SessionKeyFilter::Probe SessionKeyFilter::probe(std::string_view key) const {
   const uint64_t h = std::hash<std::string_view>{}(key);
@@ -29,13 +32,13 @@ SessionKeyFilter::Probe SessionKeyFilter::probe(std::string_view key) const {
 
 void SessionKeyFilter::add(std::string_view key) {
   const Probe p = probe(key);
-  for (int i = 0; i < 8; ++i) p.block->words[i] |= p.bits[i];
+  for (int i = 0; i < 8; ++i) p.block->words[i].fetch_or(p.bits[i], std::memory_order_relaxed);
 }
 
 bool SessionKeyFilter::may_hold(std::string_view key) const {
   const Probe p = probe(key);
   for (int i = 0; i < 8; ++i)
-    if ((p.block->words[i] & p.bits[i]) == 0) return false;
+    if ((p.block->words[i].load(std::memory_order_relaxed) & p.bits[i]) == 0) return false;
   return true;
 }
 

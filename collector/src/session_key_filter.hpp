@@ -15,9 +15,13 @@
 // doubled. A store that outgrows it between restarts sees more false positives (more
 // reads), never a wrong answer. 10M sessions: 32 MiB.
 //
-// Not thread-safe: admission uses it under the store's inbox lock.
+// add() and may_hold() may run on several threads at once (admission, and the thread
+// that loads the store's keys at open): the words are atomic, every access relaxed —
+// a bit once set stays set, and whoever reads it after the loader has finished learns
+// that through the release/acquire of a flag of its own (Admission).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -36,7 +40,7 @@ class SessionKeyFilter {
 
  private:
   struct alignas(64) Block {
-    uint64_t words[8];
+    std::atomic<uint64_t> words[8];
   };
   struct Probe {
     Block* block;

@@ -37,6 +37,8 @@ void SqliteStore::delete_applied_inbox_rows() {
   if (const int64_t deleted = delete_applied_rows_locked()) inbox_deleted_through_ = deleted;
 }
 
+bool SqliteStore::session_keys_loaded() const { return admission_->session_keys_loaded(); }
+
 int64_t SqliteStore::delete_applied_rows_locked() {
   const int64_t applied = applied_inbox_id_.load();
   if (applied <= inbox_deleted_through_) return 0;
@@ -61,7 +63,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
   // Rows a previous process acknowledged but did not apply (killed, or a failed apply).
   if (Status s = store->apply_inbox(); !s) return Error{path + ": applying the inbox: " + s.error()};
   store->delete_applied_inbox_rows();
-  if (Status s = store->admission_->load_session_key_filter(); !s) return Error{path + ": " + s.error()};
+  store->admission_->start_loading_session_keys(path);
   store->applier_ = std::thread([s = store.get()] { s->applier_loop(); });
   return store;
 }

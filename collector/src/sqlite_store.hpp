@@ -76,6 +76,9 @@ class SqliteStore final : public Store {
 
   // Applies every inbox row now (reports do this first, so they see what was acknowledged).
   Status apply_inbox();
+  // Admission's session key filter holds every session the store held at open (it is
+  // read on a thread of its own after open; inbox_admission.hpp).
+  bool session_keys_loaded() const;
 
   // A pooled read-only connection, returned to the pool when the lease ends.
   class ReadLease {

@@ -95,9 +95,14 @@ std::string answers(Store& store) {
   return out;
 }
 
+// Once its session key filter is loaded: admission then reads the store only for the
+// sessions the filter may hold, the path these tests must check (before, it reads the
+// store for every session it has not seen).
 std::unique_ptr<SqliteStore> open_store_at(const std::string& path) {
   auto store = SqliteStore::open(path);
   EXPECT_TRUE(store.ok()) << (store ? "" : store.error());
+  if (!store) return nullptr;
+  EXPECT_TRUE(test::wait_until([&] { return (*store)->session_keys_loaded(); }, std::chrono::seconds(30)));
   return std::move(*store);
 }
 
