@@ -62,6 +62,13 @@ std::optional<BatchError> decode_batch(std::string_view content_encoding, std::s
     return BatchError{413, "body exceeds " + std::to_string(limits.max_decompressed_bytes) + " bytes", std::nullopt};
   }
 
+  // Reserving for every record saves moving the decoded ones at each doubling of the
+  // vector (~5 % of a batch's decode). At most one a line, and a record with its
+  // required fields takes more than kMinRecordBytes: a body of blank lines reserves
+  // no more than real records would take.
+  constexpr std::size_t kMinRecordBytes = 128;
+  const auto lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+  out.records.reserve(std::min({limits.max_records, lines, text.size() / kMinRecordBytes + 1}));
   int64_t line_number = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
