@@ -7,8 +7,9 @@
 //
 // Split-block layout (as Parquet's and Impala's filters): a key sets one bit in each
 // of the eight words of one 64-byte block, so a test touches one cache line. A false
-// positive only costs the read. The filter never forgets: a key stays held, which is right (sessions are never
-// deleted) and at worst another false positive (a batch that failed after admission).
+// positive only costs the read. The filter never forgets: a key stays held, which is
+// right (sessions are never deleted) and at worst another false positive (a batch that
+// failed after admission).
 //
 // Sized at open for twice the sessions held then (at least kMinSessions), 8 bits a
 // session at that size: ~0.1 % false positives at open, ~3 % once the store has
@@ -36,7 +37,6 @@ class SessionKeyFilter {
 
   void add(std::string_view key);
   bool may_hold(std::string_view key) const;
-  std::size_t bytes() const { return blocks_ * sizeof(Block); }
 
  private:
   struct alignas(64) Block {
