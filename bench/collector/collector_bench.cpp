@@ -176,7 +176,7 @@ void bench_ingest(const std::filesystem::path& dir, int64_t records, int connect
   }
 
   std::atomic<std::size_t> next{0};
-  std::atomic<int64_t> failures{0};
+  std::atomic<int64_t> failures{0}, refusals{0};
   const auto started = Clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < connections; ++c)
@@ -189,6 +189,12 @@ void bench_ingest(const std::filesystem::path& dir, int64_t records, int connect
                                  {"Content-Encoding", "gzip"},
                                  {"Idempotency-Key", "bench-" + std::to_string(i)}};
         auto res = client.Post("/v1/batches", headers, bodies[i], "application/x-ndjson");
+        // As an edge does: a collector at its backlog bound (max_inbox_records) asks to
+        // come back after Retry-After.
+        for (; res && res->status == 503; res = client.Post("/v1/batches", headers, bodies[i], "application/x-ndjson")) {
+          ++refusals;
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
         if (!res || res->status != 200) {
           if (++failures <= 3)
             std::printf("  batch %zu: %s\n", i, res ? (std::to_string(res->status) + " " + res->body).c_str()
@@ -263,6 +269,9 @@ void bench_ingest(const std::filesystem::path& dir, int64_t records, int connect
               static_cast<long long>(failures.load()));
   std::printf("  every batch acknowledged after %.2f s (%.0f records/s); the rest is the inbox being applied\n",
               acknowledged_s, static_cast<double>(records) / acknowledged_s);
+  if (refusals > 0)
+    std::printf("  %lld POSTs were refused with 503 (backlog at max_inbox_records) and retried after 1 s\n",
+                static_cast<long long>(refusals.load()));
   std::printf("  inside the collector: %.2f s in store transactions, %.2f s in whole requests (summed over "
               "connections; decode + enrich = the difference)\n",
               commit_s, request_s);

@@ -27,6 +27,7 @@ Status read_yaml(const YAML::Node& root, CollectorConfig& c) {
     else if (key == "max_body_bytes") c.max_body_bytes = v.as<std::size_t>();
     else if (key == "max_decompressed_bytes") c.max_decompressed_bytes = v.as<std::size_t>();
     else if (key == "max_records_per_batch") c.max_records_per_batch = v.as<std::size_t>();
+    else if (key == "max_inbox_records") c.max_inbox_records = v.as<int64_t>();
     else if (key == "threads") c.threads = v.as<int>();
     else if (key == "scan_threads") c.scan_threads = v.as<int>();
     else if (key == "keep_alive_seconds") c.keep_alive_seconds = v.as<int>();
@@ -69,6 +70,7 @@ Status validate(const CollectorConfig& c) {
   if (c.threads < 1 || c.threads > 256) return Error{"threads must be 1..256"};
   if (c.scan_threads < 0 || c.scan_threads > 64) return Error{"scan_threads must be 0 (one per core) .. 64"};
   if (c.max_body_bytes < 1024) return Error{"max_body_bytes must be at least 1024"};
+  if (c.max_inbox_records < 0) return Error{"max_inbox_records must be 0 (no bound) or more"};
   if (c.max_decompressed_bytes < c.max_body_bytes) return Error{"max_decompressed_bytes must be >= max_body_bytes"};
   for (const auto& t : c.ingest_tokens)
     if (t.empty()) return Error{"--ingest-token must not be empty"};

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "store.hpp"
 #include "streamtally/result.hpp"
 
 namespace streamtally::collector {
@@ -21,6 +22,7 @@ struct CollectorConfig {
   std::size_t max_body_bytes = 16u << 20;           // compressed request body
   std::size_t max_decompressed_bytes = 256u << 20;  // after gzip
   std::size_t max_records_per_batch = 200'000;
+  int64_t max_inbox_records = StoreOptions{}.max_inbox_records;  // SQLite store, see StoreOptions
   int threads = 8;                     // HTTP worker threads
   int scan_threads = 0;                // threads one report's session scan uses (SQLite); 0: one per core, at most 4
   int keep_alive_seconds = 30;

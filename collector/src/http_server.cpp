@@ -165,6 +165,8 @@ void CollectorServer::install_routes() {
     batch.idempotency_key = req.get_header_value("Idempotency-Key");
     if (!valid_idempotency_key(batch.idempotency_key))
       return finish(json_error(400, "Idempotency-Key: at most 128 printable ASCII characters"));
+    // Before decoding: refusing a batch the store cannot take now should cost nothing.
+    if (auto refusal = store_.ingest_refusal()) return finish(json_error(503, *refusal));
     BatchLimits limits{config_.max_decompressed_bytes, config_.max_records_per_batch};
     if (auto error = decode_batch(req.get_header_value(kDeferredEncodingHeader), body, limits, enrich_, batch)) {
       ApiResponse api = json_error(error->status, error->message);

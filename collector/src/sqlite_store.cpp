@@ -12,10 +12,11 @@
 
 namespace streamtally::collector {
 
-SqliteStore::SqliteStore(std::string path, int scan_threads)
+SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
     : path_(std::move(path)),
-      scan_slices_(scan_threads > 0 ? static_cast<unsigned>(scan_threads)
-                                    : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxScanSlices)) {}
+      scan_slices_(options.scan_threads > 0 ? static_cast<unsigned>(options.scan_threads)
+                                            : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxScanSlices)),
+      max_inbox_records_(options.max_inbox_records) {}
 SqliteStore::~SqliteStore() {
   if (applier_.joinable()) {
     {
@@ -37,6 +38,13 @@ void SqliteStore::delete_applied_inbox_rows() {
   if (const int64_t deleted = delete_applied_rows_locked()) inbox_deleted_through_ = deleted;
 }
 
+std::optional<std::string> SqliteStore::ingest_refusal() const {
+  const int64_t waiting = inbox_records_.load();
+  if (max_inbox_records_ <= 0 || waiting < max_inbox_records_) return std::nullopt;
+  return "the collector is applying a backlog of " + std::to_string(waiting) + " records (max_inbox_records " +
+         std::to_string(max_inbox_records_) + "); retry later";
+}
+
 bool SqliteStore::session_keys_loaded() const { return admission_->session_keys_loaded(); }
 
 int64_t SqliteStore::delete_applied_rows_locked() {
@@ -49,11 +57,11 @@ int64_t SqliteStore::delete_applied_rows_locked() {
   return applied;
 }
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, int scan_threads) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, const StoreOptions& options) {
   std::error_code ec;
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  std::unique_ptr<SqliteStore> store(new SqliteStore(path, scan_threads));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path, options));
   if (Status s = store->init_writer(); !s) return Error{s.error()};
   if (Status s = store->open_inbox(); !s) return Error{s.error()};
   // Every upgrade is done (each recognises the old layout by itself, so one cut short

@@ -63,9 +63,9 @@ inline constexpr int64_t kApplyChunkRecords = 100'000;
 
 class SqliteStore final : public Store {
  public:
-  // scan_threads: how many slices a report's session scan reads in parallel, each on a
-  // connection and thread of its own; 0: one per core, at most kMaxScanSlices.
-  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, int scan_threads = 0);
+  // options.scan_threads: how many slices a report's session scan reads in parallel,
+  // each on a connection and thread of its own; 0: one per core, at most kMaxScanSlices.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, const StoreOptions& options = {});
   ~SqliteStore() override;
 
   Result<IngestOutcome> ingest(const IngestBatch& batch) override;
@@ -73,6 +73,7 @@ class SqliteStore final : public Store {
   Result<Timeseries> timeseries(const ReportQuery& query) override;
   Result<SessionsPage> sessions(const SessionsQuery& query) override;
   Result<StoreStats> stats() override;
+  std::optional<std::string> ingest_refusal() const override;
 
   // Applies every inbox row now (reports do this first, so they see what was acknowledged).
   Status apply_inbox();
@@ -113,7 +114,7 @@ class SqliteStore final : public Store {
   Result<std::unique_ptr<SnapshotReaders>> snapshot_readers();
 
  private:
-  SqliteStore(std::string path, int scan_threads);
+  SqliteStore(std::string path, const StoreOptions& options);
   Status init_writer();
   Status open_inbox();
   Status move_legacy_inbox();
@@ -164,6 +165,7 @@ class SqliteStore final : public Store {
   // read transactions: they all begin between the same two commits.
   std::shared_mutex snapshot_mutex_;
   unsigned scan_slices_ = 1;
+  int64_t max_inbox_records_ = 0;  // StoreOptions
   std::atomic<int64_t> max_session_ms_{0};  // longest session seen: bounds range scans
 
   friend class ReadLease;

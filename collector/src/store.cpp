@@ -8,7 +8,7 @@
 
 namespace streamtally::collector {
 
-Result<std::unique_ptr<Store>> open_store(const std::string& spec, int scan_threads) {
+Result<std::unique_ptr<Store>> open_store(const std::string& spec, const StoreOptions& options) {
   std::string path = spec;
   if (spec.starts_with("sqlite:")) path = spec.substr(7);
   else if (spec.starts_with("clickhouse://")) {
@@ -20,7 +20,7 @@ Result<std::unique_ptr<Store>> open_store(const std::string& spec, int scan_thre
   } else if (spec.find("://") != std::string::npos)
     return Error{"--store must be sqlite:PATH or clickhouse://HOST:PORT/DB, got " + spec};
   if (path.empty()) return Error{"--store sqlite: needs a file path"};
-  auto store = SqliteStore::open(path, scan_threads);
+  auto store = SqliteStore::open(path, options);
   if (!store) return Error{store.error()};
   return std::unique_ptr<Store>(std::move(*store));
 }

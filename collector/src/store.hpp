@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,13 +72,25 @@ class Store {
   virtual Result<Timeseries> timeseries(const ReportQuery& query) = 0;
   virtual Result<SessionsPage> sessions(const SessionsQuery& query) = 0;
   virtual Result<StoreStats> stats() = 0;
+  // Why the store, working, takes no batch now — the SQLite store's backlog of
+  // acknowledged records not yet applied is at its bound — or nothing. The client is
+  // asked to come back later (503 with Retry-After): its records wait in its own spool.
+  virtual std::optional<std::string> ingest_refusal() const { return std::nullopt; }
   // Columns a SessionsQuery of this group may order by (and that CSV export writes):
   // the same for every store (session_columns.hpp).
   std::vector<std::string> session_columns(SessionGroup group) const;
 };
 
-// "sqlite:PATH" (or a bare path) or "clickhouse://HOST:PORT/DB". scan_threads: see
-// SqliteStore::open (ClickHouse plans its own threads).
-Result<std::unique_ptr<Store>> open_store(const std::string& spec, int scan_threads = 0);
+// Settings of the SQLite store (ClickHouse plans its own threads and has no inbox).
+struct StoreOptions {
+  int scan_threads = 0;  // slices a report's session scan reads in parallel; 0: one per core, at most 4
+  // Acknowledged records not yet applied beyond which ingest is refused (503) until the
+  // applier catches up: a bound on the inbox file and on how long a report waits for
+  // the backlog (~8 s at 1M on 2 cores). 0: no bound.
+  int64_t max_inbox_records = 1'000'000;
+};
+
+// "sqlite:PATH" (or a bare path) or "clickhouse://HOST:PORT/DB".
+Result<std::unique_ptr<Store>> open_store(const std::string& spec, const StoreOptions& options = {});
 
 }  // namespace streamtally::collector
