@@ -39,7 +39,7 @@ std::vector<Result<IngestOutcome>> SqliteStore::journal_group(std::span<const In
   }
   admission_->group_committed();
   if (deleted) inbox_deleted_through_ = deleted;
-  if (inbox_records_.fetch_add(added) + added >= kApplyRecords) {
+  if (inbox_records_.fetch_add(added) + added >= apply_records_) {
     { std::lock_guard wake(applier_mutex_); }  // not between the applier's check and its wait
     applier_wake_.notify_one();
   }
@@ -190,7 +190,7 @@ void SqliteStore::applier_loop() {
   pthread_setname_np(pthread_self(), "st-applier");  // in top -H, perf, gdb
   std::unique_lock lock(applier_mutex_);
   while (!stopping_) {
-    applier_wake_.wait_for(lock, kApplyDelay, [&] { return stopping_ || inbox_records_.load() >= kApplyRecords; });
+    applier_wake_.wait_for(lock, kApplyDelay, [&] { return stopping_ || inbox_records_.load() >= apply_records_; });
     if (stopping_ || inbox_records_.load() == 0) continue;
     lock.unlock();
     if (Status s = apply_inbox(); !s) std::fprintf(stderr, "streamtally-collector: %s (retried)\n", s.error().c_str());

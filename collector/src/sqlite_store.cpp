@@ -16,7 +16,9 @@ SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
     : path_(std::move(path)),
       scan_slices_(options.scan_threads > 0 ? static_cast<unsigned>(options.scan_threads)
                                             : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxScanSlices)),
-      max_inbox_records_(options.max_inbox_records) {}
+      max_inbox_records_(options.max_inbox_records),
+      apply_records_(options.max_inbox_records > 0 ? std::min(kApplyRecords, options.max_inbox_records)
+                                                   : kApplyRecords) {}
 SqliteStore::~SqliteStore() {
   if (applier_.joinable()) {
     {

@@ -166,6 +166,9 @@ class SqliteStore final : public Store {
   std::shared_mutex snapshot_mutex_;
   unsigned scan_slices_ = 1;
   int64_t max_inbox_records_ = 0;  // StoreOptions
+  // What wakes the applier before kApplyDelay: kApplyRecords, or a smaller backlog bound
+  // (ingest would be refused until the delay is over).
+  int64_t apply_records_ = kApplyRecords;
   std::atomic<int64_t> max_session_ms_{0};  // longest session seen: bounds range scans
 
   friend class ReadLease;
