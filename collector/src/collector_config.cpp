@@ -27,9 +27,9 @@ Status read_yaml(const YAML::Node& root, CollectorConfig& c) {
     else if (key == "max_body_bytes") c.max_body_bytes = v.as<std::size_t>();
     else if (key == "max_decompressed_bytes") c.max_decompressed_bytes = v.as<std::size_t>();
     else if (key == "max_records_per_batch") c.max_records_per_batch = v.as<std::size_t>();
-    else if (key == "max_inbox_records") c.max_inbox_records = v.as<int64_t>();
+    else if (key == "max_inbox_records") c.store_options.max_inbox_records = v.as<int64_t>();
     else if (key == "threads") c.threads = v.as<int>();
-    else if (key == "scan_threads") c.scan_threads = v.as<int>();
+    else if (key == "scan_threads") c.store_options.scan_threads = v.as<int>();
     else if (key == "keep_alive_seconds") c.keep_alive_seconds = v.as<int>();
     else if (key == "read_timeout_seconds") c.read_timeout_seconds = v.as<int>();
     else return Error{"unknown setting \"" + key + "\""};
@@ -68,9 +68,9 @@ Status validate(const CollectorConfig& c) {
   const int port = c.port();
   if (port < 0 || port > 65535 || c.host().empty()) return Error{"--listen must be HOST:PORT, got \"" + c.listen + "\""};
   if (c.threads < 1 || c.threads > 256) return Error{"threads must be 1..256"};
-  if (c.scan_threads < 0 || c.scan_threads > 64) return Error{"scan_threads must be 0 (one per core) .. 64"};
+  if (c.store_options.scan_threads < 0 || c.store_options.scan_threads > 64) return Error{"scan_threads must be 0 (one per core) .. 64"};
   if (c.max_body_bytes < 1024) return Error{"max_body_bytes must be at least 1024"};
-  if (c.max_inbox_records < 0) return Error{"max_inbox_records must be 0 (no bound) or more"};
+  if (c.store_options.max_inbox_records < 0) return Error{"max_inbox_records must be 0 (no bound) or more"};
   if (c.max_decompressed_bytes < c.max_body_bytes) return Error{"max_decompressed_bytes must be >= max_body_bytes"};
   for (const auto& t : c.ingest_tokens)
     if (t.empty()) return Error{"--ingest-token must not be empty"};
@@ -115,7 +115,7 @@ Result<CollectorConfig> parse_command_line(int argc, char** argv, int& exit_code
   if (app.count("--geoip")) config.geoip = geoip;
   if (app.count("--uap")) config.uap = uap;
   if (app.count("--threads")) config.threads = threads;
-  if (app.count("--scan-threads")) config.scan_threads = scan_threads;
+  if (app.count("--scan-threads")) config.store_options.scan_threads = scan_threads;
   config.ingest_tokens.insert(config.ingest_tokens.end(), ingest_tokens.begin(), ingest_tokens.end());
   config.read_tokens.insert(config.read_tokens.end(), read_tokens.begin(), read_tokens.end());
   if (Status s = validate(config); !s) {

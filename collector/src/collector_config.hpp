@@ -22,9 +22,8 @@ struct CollectorConfig {
   std::size_t max_body_bytes = 16u << 20;           // compressed request body
   std::size_t max_decompressed_bytes = 256u << 20;  // after gzip
   std::size_t max_records_per_batch = 200'000;
-  int64_t max_inbox_records = StoreOptions{}.max_inbox_records;  // SQLite store, see StoreOptions
   int threads = 8;                     // HTTP worker threads
-  int scan_threads = 0;                // threads one report's session scan uses (SQLite); 0: one per core, at most 4
+  StoreOptions store_options;          // scan_threads, max_inbox_records (SQLite store)
   int keep_alive_seconds = 30;
   int read_timeout_seconds = 30;
 

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto store = open_store(config->store, {config->scan_threads, config->max_inbox_records});
+  auto store = open_store(config->store, config->store_options);
   if (!store) {
     std::fprintf(stderr, "streamtally-collector: --store: %s\n", store.error().c_str());
     return 1;
