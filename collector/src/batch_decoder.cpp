@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstring>
 
 #include "streamtally/gzip.hpp"
 #include "streamtally/record_codec.hpp"
@@ -20,6 +21,18 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
   return s;
+}
+
+// With memchr, which glibc vectorizes: std::count over a batch's text byte by byte
+// took a tenth of its decode.
+std::size_t count_lines(std::string_view text) {
+  std::size_t lines = 1;
+  const char* const end = text.data() + text.size();
+  for (const char* p = text.data(); p < end; ++p, ++lines) {
+    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    if (!p) break;
+  }
+  return lines;
 }
 
 }  // namespace
@@ -67,8 +80,7 @@ std::optional<BatchError> decode_batch(std::string_view content_encoding, std::s
   // required fields takes more than kMinRecordBytes: a body of blank lines reserves
   // no more than real records would take.
   constexpr std::size_t kMinRecordBytes = 128;
-  const auto lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
-  out.records.reserve(std::min({limits.max_records, lines, text.size() / kMinRecordBytes + 1}));
+  out.records.reserve(std::min({limits.max_records, count_lines(text), text.size() / kMinRecordBytes + 1}));
   int64_t line_number = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
