@@ -98,8 +98,8 @@ Result<std::unique_ptr<ClickHouseStore>> ClickHouseStore::open(const ClickHouseA
 
 // Group commit: the first batch to arrive leads and writes every batch that queued
 // meanwhile with it (ClickHouse wants few large INSERTs: each one writes a part).
-Result<IngestOutcome> ClickHouseStore::ingest(const IngestBatch& batch) {
-  return group_commit_.submit(batch, [this](std::span<const IngestBatch* const> group) {
+Result<IngestOutcome> ClickHouseStore::ingest(IngestBatch batch) {
+  return group_commit_.submit(batch, [this](std::span<IngestBatch* const> group) {
     auto written = write_group(group);
     std::vector<Result<IngestOutcome>> outcomes;
     for (std::size_t i = 0; i < group.size(); ++i)
@@ -108,7 +108,7 @@ Result<IngestOutcome> ClickHouseStore::ingest(const IngestBatch& batch) {
   });
 }
 
-Result<std::vector<IngestOutcome>> ClickHouseStore::write_group(std::span<const IngestBatch* const> group) {
+Result<std::vector<IngestOutcome>> ClickHouseStore::write_group(std::span<IngestBatch* const> group) {
   std::vector<IngestOutcome> outcomes(group.size());
   // Keys seen before, or earlier in this group: replays, nothing stored.
   std::set<std::string> keys_seen;

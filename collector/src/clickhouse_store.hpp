@@ -42,7 +42,7 @@ class ClickHouseStore final : public Store {
   // Connects, creates the database and tables when missing, reads the session bound.
   static Result<std::unique_ptr<ClickHouseStore>> open(const ClickHouseAddress& address);
 
-  Result<IngestOutcome> ingest(const IngestBatch& batch) override;
+  Result<IngestOutcome> ingest(IngestBatch batch) override;
   Result<std::vector<GroupTotals>> events(const ReportQuery& query) override;
   Result<Timeseries> timeseries(const ReportQuery& query) override;
   Result<SessionsPage> sessions(const SessionsQuery& query) override;
@@ -58,7 +58,7 @@ class ClickHouseStore final : public Store {
   Result<Timeseries> report(const ReportQuery& query, const Buckets& buckets, bool events);
 
   // The group commit's write: one outcome per batch, or why the whole group failed.
-  Result<std::vector<IngestOutcome>> write_group(std::span<const IngestBatch* const> group);
+  Result<std::vector<IngestOutcome>> write_group(std::span<IngestBatch* const> group);
 
   ClickHouseClient client_;
   GroupCommit group_commit_;

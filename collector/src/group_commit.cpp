@@ -5,7 +5,7 @@
 
 namespace streamtally::collector {
 
-Result<IngestOutcome> GroupCommit::submit(const IngestBatch& batch, const WriteGroup& write) {
+Result<IngestOutcome> GroupCommit::submit(IngestBatch& batch, const WriteGroup& write) {
   Pending mine{&batch, Error{"not written"}, false};
   std::unique_lock lock(mutex_);
   queue_.push_back(&mine);
@@ -15,7 +15,7 @@ Result<IngestOutcome> GroupCommit::submit(const IngestBatch& batch, const WriteG
   std::vector<Pending*> group;
   group.swap(queue_);
   lock.unlock();
-  std::vector<const IngestBatch*> batches;
+  std::vector<IngestBatch*> batches;
   for (const Pending* p : group) batches.push_back(p->batch);
   // Whatever fails, every waiting caller gets an answer and the next group a leader.
   std::vector<Result<IngestOutcome>> outcomes;

@@ -16,14 +16,15 @@ namespace streamtally::collector {
 
 class GroupCommit {
  public:
-  // Writes a group; one outcome per batch, in order.
-  using WriteGroup = std::function<std::vector<Result<IngestOutcome>>(std::span<const IngestBatch* const>)>;
+  // Writes a group; one outcome per batch, in order. It may move the batches' records
+  // away (their callers wait until the group is written).
+  using WriteGroup = std::function<std::vector<Result<IngestOutcome>>(std::span<IngestBatch* const>)>;
 
-  Result<IngestOutcome> submit(const IngestBatch& batch, const WriteGroup& write);
+  Result<IngestOutcome> submit(IngestBatch& batch, const WriteGroup& write);
 
  private:
   struct Pending {
-    const IngestBatch* batch;
+    IngestBatch* batch;
     Result<IngestOutcome> outcome;
     bool done;
   };

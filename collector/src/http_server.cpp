@@ -178,14 +178,15 @@ void CollectorServer::install_routes() {
       return finish(api);
     }
     const auto commit_started = std::chrono::steady_clock::now();
-    auto outcome = store_.ingest(batch);
+    const std::string idempotency_key = batch.idempotency_key;
+    auto outcome = store_.ingest(std::move(batch));
     if (!outcome) {
       log(LogLevel::Error, "collector: batch not stored: " + outcome.error());
       return finish(json_error(503, "the store could not commit the batch; retry later"));
     }
     metrics_.batch_stored(*outcome,
                           std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
-    nlohmann::json answer{{"batch_id", batch.idempotency_key.empty() ? make_uuid_v4() : batch.idempotency_key},
+    nlohmann::json answer{{"batch_id", idempotency_key.empty() ? make_uuid_v4() : idempotency_key},
                           {"accepted", outcome->accepted},
                           {"duplicates", outcome->duplicates}};
     if (outcome->replayed) answer["replayed"] = true;

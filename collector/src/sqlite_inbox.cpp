@@ -17,7 +17,7 @@ namespace streamtally::collector {
 
 // ---- acknowledging ---------------------------------------------------------------------
 
-std::vector<Result<IngestOutcome>> SqliteStore::journal_group(std::span<const IngestBatch* const> group) {
+std::vector<Result<IngestOutcome>> SqliteStore::journal_group(std::span<IngestBatch* const> group) {
   std::lock_guard lock(inbox_mutex_);
   auto fail_all = [&](const std::string& error) {
     return std::vector<Result<IngestOutcome>>(group.size(), Result<IngestOutcome>(Error{error}));
@@ -31,13 +31,15 @@ std::vector<Result<IngestOutcome>> SqliteStore::journal_group(std::span<const In
   admission_->begin_group();
   int64_t added = 0;
   std::vector<Result<IngestOutcome>> outcomes;
-  for (const IngestBatch* batch : group) outcomes.push_back(journal_batch(*batch, added));
+  std::vector<InboxHandoff::Row> rows;
+  for (IngestBatch* batch : group) outcomes.push_back(journal_batch(*batch, added, rows));
   if (Status s = inbox_->commit(); !s) {
     inbox_->rollback();
     admission_->undo_group();
     return fail_all("store: commit failed: " + s.error());
   }
   admission_->group_committed();
+  handoff_->publish(std::move(rows));  // committed: the applier may take them now
   if (deleted) inbox_deleted_through_ = deleted;
   if (inbox_records_.fetch_add(added) + added >= apply_records_) {
     { std::lock_guard wake(applier_mutex_); }  // not between the applier's check and its wait
@@ -47,7 +49,8 @@ std::vector<Result<IngestOutcome>> SqliteStore::journal_group(std::span<const In
 }
 
 // One batch under its own savepoint: its new records become one inbox row.
-Result<IngestOutcome> SqliteStore::journal_batch(const IngestBatch& batch, int64_t& inbox_records) {
+Result<IngestOutcome> SqliteStore::journal_batch(IngestBatch& batch, int64_t& inbox_records,
+                                                std::vector<InboxHandoff::Row>& rows) {
   if (Status s = inbox_->savepoint(); !s) return Error{"store: " + s.error()};
   admission_->begin_batch();
   auto fail = [&](const std::string& message) -> Result<IngestOutcome> {
@@ -78,18 +81,31 @@ Result<IngestOutcome> SqliteStore::journal_batch(const IngestBatch& batch, int64
       ++outcome.duplicates;
   }
   outcome.accepted = static_cast<int64_t>(fresh.size());
+  int64_t row_id = 0;
   if (!fresh.empty()) {
     inbox_row_.clear();
     encode_inbox_records(fresh, inbox_row_);
     auto row = inbox_->add_row(outcome.accepted, inbox_row_);
     if (!row) return fail(row.error());
-    admission_->admitted_into(*row);
+    row_id = *row;
+    admission_->admitted_into(row_id);
   }
   if (!batch.idempotency_key.empty())
     if (Status st = inbox_->remember_key(batch.idempotency_key, outcome.accepted, outcome.duplicates, now_ms()); !st)
       return fail(st.error());
   if (Status s = inbox_->release(); !s) return fail(s.error());
   inbox_records += outcome.accepted;
+  if (row_id != 0) {
+    InboxHandoff::Row& row = rows.emplace_back(row_id);
+    if (fresh.size() == batch.records.size()) {
+      row.records = std::move(batch.records);  // the common case: no duplicates
+    } else {
+      row.records.reserve(fresh.size());
+      auto next = fresh.begin();  // in batch order
+      for (IngestRecord& in : batch.records)
+        if (next != fresh.end() && *next == &in) row.records.push_back(std::move(in)), ++next;
+    }
+  }
   return outcome;
 }
 
@@ -112,33 +128,61 @@ Status SqliteStore::apply_inbox_locked() {
   return Status::Ok();
 }
 
+struct SqliteStore::Chunk {
+  struct Row {
+    int64_t id = 0;
+    int64_t records = 0;  // as counted when acknowledged
+    std::vector<IngestRecord> decoded;
+    std::string damage;   // why the row could not be decoded ("" when it was)
+    std::string body;     // the row as stored, kept only when damaged
+  };
+  std::vector<Row> rows;
+  int64_t through = 0;  // the rows up to here are in `rows` (none: there were none)
+};
+
+Result<SqliteStore::Chunk> SqliteStore::take_chunk(int64_t through) {
+  Chunk chunk;
+  InboxHandoff::Chunk handed = handoff_->take(applied_inbox_id_, through, kApplyChunkRecords);
+  for (InboxHandoff::Row& row : handed.held) {
+    const auto records = static_cast<int64_t>(row.records.size());
+    chunk.rows.push_back({row.id, records, std::move(row.records), {}, {}});
+  }
+  if (!chunk.rows.empty()) {
+    chunk.through = chunk.rows.back().id;
+    return chunk;
+  }
+  auto rows = inbox_->rows_after(applied_inbox_id_, handed.file_through, kApplyChunkRecords);
+  if (!rows) return Error{"store: " + rows.error()};
+  for (InboxFile::Row& row : *rows) {
+    Chunk::Row& c = chunk.rows.emplace_back();
+    c.id = row.id, c.records = row.records;
+    auto d = decode_inbox_records(row.body);
+    if (d)
+      c.decoded = std::move(*d);
+    else
+      c.damage = d.error(), c.body = std::move(row.body);
+  }
+  // rows_after stops once it has enough records; without rows, nothing is there to read.
+  chunk.through = chunk.rows.empty() ? handed.file_through : chunk.rows.back().id;
+  return chunk;
+}
+
 // Applies the rows after applied_inbox_id_ (up to `through`, about kApplyChunkRecords records)
 // in one transaction of the store's file, which records the last row it applied; then
 // the next acknowledging transaction deletes the rows from the inbox file.
 Status SqliteStore::apply_chunk(int64_t through) {
   SqliteWriter& w = *writer_;
   sqlite3* db = w.db.get();
-  auto rows = inbox_->rows_after(applied_inbox_id_, through, kApplyChunkRecords);
-  if (!rows) return Error{"store: " + rows.error()};
-  if (rows->empty()) {  // deleted by hand, or by a process sharing the file: nothing to do
-    applied_inbox_id_ = through;
+  auto chunk = take_chunk(through);
+  if (!chunk) return Error{chunk.error()};
+  if (chunk->rows.empty()) {  // deleted by hand, or by a process sharing the file: nothing to do
+    applied_inbox_id_ = chunk->through;
     return Status::Ok();
   }
-  struct Decoded {
-    std::vector<IngestRecord> records;
-    std::string damage;  // why the row could not be decoded
-  };
-  std::vector<Decoded> decoded(rows->size());
+  const std::vector<Chunk::Row>& rows = chunk->rows;
   int64_t records = 0;
-  for (std::size_t i = 0; i < rows->size(); ++i) {
-    auto d = decode_inbox_records((*rows)[i].body);
-    if (d)
-      decoded[i].records = std::move(*d);
-    else
-      decoded[i].damage = d.error();
-    records += (*rows)[i].records;
-  }
-  const int64_t last_row = rows->back().id;
+  for (const Chunk::Row& row : rows) records += row.records;
+  const int64_t last_row = chunk->through;
 
   if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE"); !s) return Error{"store busy: " + s.error()};
   ApplyGroup tx(w, max_session_ms_);
@@ -153,21 +197,20 @@ Status SqliteStore::apply_chunk(int64_t through) {
   // updates come in seq order, and each is the cheap "next update".
   std::vector<const IngestRecord*> order;
   order.reserve(static_cast<std::size_t>(records));
-  for (const Decoded& d : decoded)
-    for (const IngestRecord& in : d.records) order.push_back(&in);
+  for (const Chunk::Row& row : rows)
+    for (const IngestRecord& in : row.decoded) order.push_back(&in);
   std::stable_sort(order.begin(), order.end(), [](const IngestRecord* a, const IngestRecord* b) {
     return std::pair(a->record.updated_at, a->record.seq) < std::pair(b->record.updated_at, b->record.seq);
   });
   for (const IngestRecord* in : order)
     if (auto applied = tx.add(*in); !applied) return abandon(applied.error());
-  for (std::size_t i = 0; i < rows->size(); ++i) {
-    if (decoded[i].damage.empty()) continue;
+  for (const Chunk::Row& row : rows) {
+    if (row.damage.empty()) continue;
     // Kept aside with the reason: never applied, never lost, never blocking the rest.
-    const InboxFile::Row& row = (*rows)[i];
     std::fprintf(stderr, "streamtally-collector: inbox row %lld moved to inbox_damaged: %s\n",
-                 static_cast<long long>(row.id), decoded[i].damage.c_str());
+                 static_cast<long long>(row.id), row.damage.c_str());
     w.keep_damaged.bind(1, row.id).bind_blob(2, row.body.data(), row.body.size());
-    w.keep_damaged.bind(3, decoded[i].damage).bind(4, now_ms());
+    w.keep_damaged.bind(3, row.damage).bind(4, now_ms());
     if (Status st = w.keep_damaged.run_and_reset(); !st) return abandon(st.error());
   }
   w.set_meta.bind(1, std::string_view("applied_inbox_id")).bind(2, last_row);

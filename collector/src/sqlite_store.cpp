@@ -113,6 +113,10 @@ Status SqliteStore::open_inbox() {
   auto waiting = inbox_->records_after(applied_inbox_id_);
   if (!waiting) return Error{waiting.error()};
   inbox_records_ = *waiting;
+  // What waits now was written by an earlier process: the applier reads it from the file.
+  auto last_row = inbox_->last_row();
+  if (!last_row) return Error{last_row.error()};
+  handoff_ = std::make_unique<InboxHandoff>(kApplyChunkRecords, *last_row);
   auto admission = Admission::open(path_);
   if (!admission) return Error{admission.error()};
   admission_ = std::move(*admission);
@@ -229,8 +233,8 @@ SqliteStore::SnapshotReaders::~SnapshotReaders() {
 // Group commit: a batch that arrives while another transaction commits waits; the
 // next leader takes every waiting batch into one transaction (one fsync), each in
 // its own SAVEPOINT so a failing batch is rolled back alone (see "Inbox").
-Result<IngestOutcome> SqliteStore::ingest(const IngestBatch& batch) {
-  return group_commit_.submit(batch, [this](std::span<const IngestBatch* const> group) { return journal_group(group); });
+Result<IngestOutcome> SqliteStore::ingest(IngestBatch batch) {
+  return group_commit_.submit(batch, [this](std::span<IngestBatch* const> group) { return journal_group(group); });
 }
 
 Result<StoreStats> SqliteStore::stats() {

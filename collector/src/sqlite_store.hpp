@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "group_commit.hpp"
+#include "inbox_handoff.hpp"
 #include "sqlite_database.hpp"
 #include "store.hpp"
 
@@ -58,7 +59,8 @@ inline constexpr auto kApplyDelay = std::chrono::seconds(1);
 // applier, the backlog is applied in chunks this large: a session row, rollup cell or
 // chain row then takes the updates of a longer stretch of time in one write (with
 // 100 000 instead of 25 000, an apply costs ~25 % less a record). The decoded chunk is
-// held in memory, ~1 KiB a record.
+// held in memory, ~1 KiB a record, and so are up to as many records handed from
+// acknowledging to the applier (inbox_handoff.hpp).
 inline constexpr int64_t kApplyChunkRecords = 100'000;
 
 class SqliteStore final : public Store {
@@ -68,7 +70,7 @@ class SqliteStore final : public Store {
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, const StoreOptions& options = {});
   ~SqliteStore() override;
 
-  Result<IngestOutcome> ingest(const IngestBatch& batch) override;
+  Result<IngestOutcome> ingest(IngestBatch batch) override;
   Result<std::vector<GroupTotals>> events(const ReportQuery& query) override;
   Result<Timeseries> timeseries(const ReportQuery& query) override;
   Result<SessionsPage> sessions(const SessionsQuery& query) override;
@@ -121,13 +123,19 @@ class SqliteStore final : public Store {
   Status pack_update_chains(sqlite3* db);
 
   // Group commit (see ingest()): a group of batches into the inbox, one outcome each.
-  std::vector<Result<IngestOutcome>> journal_group(std::span<const IngestBatch* const> group);
-  Result<IngestOutcome> journal_batch(const IngestBatch& batch, int64_t& inbox_records);
+  std::vector<Result<IngestOutcome>> journal_group(std::span<IngestBatch* const> group);
+  // A batch's new records are moved to `rows`, to be handed to the applier once the
+  // group has committed.
+  Result<IngestOutcome> journal_batch(IngestBatch& batch, int64_t& inbox_records,
+                                      std::vector<InboxHandoff::Row>& rows);
   GroupCommit group_commit_;
 
   // The inbox (sqlite_inbox.cpp), with writer_mutex_ held.
   Status apply_inbox_locked();
   Status apply_chunk(int64_t through);
+  // The rows after applied_inbox_id_ for apply_chunk(), from the handoff or the file.
+  struct Chunk;
+  Result<Chunk> take_chunk(int64_t through);
   // Before every report: apply what waits in the inbox, so a report sees every batch
   // acknowledged before it (read-your-writes). stats() tries it too, but answers even
   // while applying fails: /metrics must show the backlog then.
@@ -150,6 +158,7 @@ class SqliteStore final : public Store {
   std::atomic<int64_t> applied_inbox_id_{0};
   std::mutex inbox_mutex_;   // the inbox file's writer: acknowledging
   std::unique_ptr<InboxFile> inbox_;
+  std::unique_ptr<InboxHandoff> handoff_;  // acknowledged records on their way to the applier
   std::unique_ptr<Admission> admission_;  // under inbox_mutex_
   std::string inbox_row_;  // encoding buffer, reused under inbox_mutex_
   std::atomic<int64_t> inbox_records_{0};  // acknowledged, not applied

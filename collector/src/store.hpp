@@ -67,7 +67,9 @@ std::string report_too_large_error();
 class Store {
  public:
   virtual ~Store() = default;
-  virtual Result<IngestOutcome> ingest(const IngestBatch& batch) = 0;
+  // Takes the batch: the SQLite store hands its records on to the thread that applies
+  // them (inbox_handoff.hpp). A caller that needs the batch again passes a copy.
+  virtual Result<IngestOutcome> ingest(IngestBatch batch) = 0;
   virtual Result<std::vector<GroupTotals>> events(const ReportQuery& query) = 0;
   virtual Result<Timeseries> timeseries(const ReportQuery& query) = 0;
   virtual Result<SessionsPage> sessions(const SessionsQuery& query) = 0;

@@ -1,6 +1,6 @@
 // Unit tests of the collector's pure parts: time attribution, the CCU sweep, the
-// query-parameter parsers, the inbox row format, the session key filter. Expected values come from brute force
-// or by hand.
+// query-parameter parsers, the inbox row format, the session key filter, the inbox
+// handoff. Expected values come from brute force or by hand.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -10,6 +10,7 @@
 #include "batch_decoder.hpp"
 #include "ccu_sweep.hpp"
 #include "inbox_codec.hpp"
+#include "inbox_handoff.hpp"
 #include "query_params.hpp"
 #include "session_cache.hpp"
 #include "session_key_filter.hpp"
@@ -327,6 +328,74 @@ TEST(SessionKeyFilter, HoldsEveryKeyAddedAndFewOthers) {
   EXPECT_GE(doubled, 0.0) << "a key added is not held";
   EXPECT_LT(doubled, 0.05);
   std::printf("false positives: %.4f at open, %.4f once doubled\n", at_open, doubled);
+}
+
+}  // namespace
+}  // namespace streamtally::collector
+
+namespace streamtally::collector {
+namespace {
+
+InboxHandoff::Row handoff_row(int64_t id, int records) {
+  InboxHandoff::Row row{id, std::vector<IngestRecord>(static_cast<std::size_t>(records))};
+  for (int i = 0; i < records; ++i) row.records[static_cast<std::size_t>(i)].record.seq = id * 100 + i;
+  return row;
+}
+std::vector<InboxHandoff::Row> handoff_rows(std::initializer_list<std::pair<int64_t, int>> rows) {
+  std::vector<InboxHandoff::Row> out;
+  for (auto [id, records] : rows) out.push_back(handoff_row(id, records));
+  return out;
+}
+std::vector<int64_t> ids_of(const std::vector<InboxHandoff::Row>& rows) {
+  std::vector<int64_t> ids;
+  for (const auto& row : rows) ids.push_back(row.id);
+  return ids;
+}
+
+// take() answers the rows after `applied`, in order: held ones, or where to read the file.
+TEST(InboxHandoff, TakesTheRowsAfterTheAppliedOneThroughTheLastCommitted) {
+  InboxHandoff handoff(100, 0);
+  handoff.publish(handoff_rows({{1, 3}, {2, 4}, {3, 5}}));
+  auto first = handoff.take(0, 2, 100);  // row 3 committed after the applier looked
+  EXPECT_EQ(ids_of(first.held), (std::vector<int64_t>{1, 2}));
+  ASSERT_EQ(first.held.size(), 2u);
+  ASSERT_EQ(first.held[1].records.size(), 4u);
+  EXPECT_EQ(first.held[1].records[3].record.seq, 203);
+  EXPECT_EQ(ids_of(handoff.take(2, 3, 100).held), (std::vector<int64_t>{3}));
+  // Committed rows that no group has published yet: the file has them.
+  auto unpublished = handoff.take(3, 5, 100);
+  EXPECT_TRUE(unpublished.held.empty());
+  EXPECT_EQ(unpublished.file_through, 5);
+}
+
+TEST(InboxHandoff, AChunkEndsOnceItHoldsEnoughRecords) {
+  InboxHandoff handoff(100, 0);
+  handoff.publish(handoff_rows({{1, 6}, {2, 6}, {3, 6}}));
+  EXPECT_EQ(ids_of(handoff.take(0, 3, 10).held), (std::vector<int64_t>{1, 2}));
+}
+
+// Rows that did not fit are only in the file: the applier reads them there, between
+// the held rows before and after them, and nothing is skipped or applied twice.
+TEST(InboxHandoff, RowsThatDidNotFitAreReadFromTheFileInTheirTurn) {
+  InboxHandoff handoff(10, 0);
+  handoff.publish(handoff_rows({{1, 6}, {2, 6}, {3, 5}, {4, 4}}));  // rows 2 and 3 would make 12 and 11
+  EXPECT_EQ(ids_of(handoff.take(0, 4, 100).held), (std::vector<int64_t>{1}));
+  handoff.publish(handoff_rows({{5, 6}}));  // fits again: row 1 was taken
+  auto marked = handoff.take(1, 5, 100);
+  EXPECT_TRUE(marked.held.empty());
+  EXPECT_EQ(marked.file_through, 3);
+  EXPECT_EQ(handoff.take(1, 2, 100).file_through, 2);  // never past what the applier asked for
+  EXPECT_EQ(ids_of(handoff.take(3, 5, 100).held), (std::vector<int64_t>{4, 5}));
+}
+
+// After a restart the rows that wait were written by the last process: only in the file.
+TEST(InboxHandoff, RowsFromBeforeOpenAreReadFromTheFile) {
+  InboxHandoff handoff(100, 7);
+  handoff.publish(handoff_rows({{8, 1}}));
+  auto before = handoff.take(5, 8, 100);
+  EXPECT_TRUE(before.held.empty());
+  EXPECT_EQ(before.file_through, 7);
+  EXPECT_EQ(ids_of(handoff.take(7, 8, 100).held), (std::vector<int64_t>{8}));
 }
 
 }  // namespace
