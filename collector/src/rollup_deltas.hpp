@@ -35,9 +35,11 @@ class RollupDeltas {
   void add(const FamilyIds& ids, int64_t minute, const Counters& c) {
     for (std::size_t f = 0; f < kFamilyCount; ++f) minutes_[{f, minute, ids[f]}] += c;
   }
-  // A sink for attribute_session / attribute_interval into this family's cells.
+  // A sink for attribute_session / attribute_interval into the cells of these ids. It
+  // refers to `ids`, which must outlive it: it is meant as a call's argument. (Two
+  // pointers fit std::function's own buffer; a copy of the ids took a malloc a call.)
   MinuteSink sink_for(const FamilyIds& ids) {
-    return [this, ids](int64_t minute, const Counters& c) { add(ids, minute, c); };
+    return [this, &ids](int64_t minute, const Counters& c) { add(ids, minute, c); };
   }
   bool empty() const { return minutes_.empty(); }
 
