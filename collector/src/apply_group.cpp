@@ -114,38 +114,29 @@ Result<FamilyIds> ApplyGroup::dims_of(const IngestRecord& r) {
   return ids;
 }
 
-// The cache entry of the record's session: cached, read from its row, or a new row.
+// The cache entry of the record's session: cached, read from its row, or new. A new
+// session gets its id now and its row in write(), with its latest record: a session
+// is written once in the apply that makes it, not inserted and then rewritten.
 Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, const FamilyIds& ids,
                                                        bool& inserted) {
   const SessionRecord& r = in.record;
-  sqlite3* db = w_.db.get();
   inserted = false;
   std::string key = session_key(r.server_id, r.session_id);
   if (auto it = w_.sessions.find(key); it != w_.sessions.end()) return &*it;
   std::optional<StoredSession> found;
-  if (r.seq == 0) {  // not cached and seq 0: almost always a new session, try the insert first
-    bind_session(w_.insert_new_session, in, ids);
-    Status st = w_.insert_new_session.run_and_reset();
-    if (!st) return Error{st.error()};
-    if (sqlite3_changes(db) == 1) found = stored_from(in, sqlite3_last_insert_rowid(db), ids), inserted = true;
-  }
+  Status st = w_.find_session.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
+    StoredSession s;
+    s.id = q.int64(0), s.seq = q.int64(1), s.started_at = q.int64(2), s.last_t = q.int64(3);
+    s.play = q.text_equals(4, "play");
+    s.dims = {q.int64(5), q.int64(6)};
+    s.bytes_in = q.int64(7), s.bytes_out = q.int64(8);
+    s.closed = q.text_equals(9, "closed");
+    found = s;
+  });
+  if (!st) return Error{st.error()};
   if (!found) {
-    Status st = w_.find_session.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
-      StoredSession s;
-      s.id = q.int64(0), s.seq = q.int64(1), s.started_at = q.int64(2), s.last_t = q.int64(3);
-      s.play = q.text_equals(4, "play");
-      s.dims = {q.int64(5), q.int64(6)};
-      s.bytes_in = q.int64(7), s.bytes_out = q.int64(8);
-      s.closed = q.text_equals(9, "closed");
-      found = s;
-    });
-    if (!st) return Error{st.error()};
-  }
-  if (!found) {
-    bind_session(w_.insert_session, in, ids);
-    Status st = w_.insert_session.run_and_reset();
-    if (!st) return Error{st.error()};
-    found = stored_from(in, sqlite3_last_insert_rowid(db), ids), inserted = true;
+    found = stored_from(in, w_.next_session_id++, ids), inserted = true;
+    found->pending = {&in, false, true};
   }
   return &*w_.sessions.emplace(std::move(key), *found).first;
 }
@@ -255,11 +246,12 @@ Status ApplyGroup::write() {
   std::sort(rows.begin(), rows.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
   rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
   for (StoredSession* s : rows) {
-    Statement& u = s->pending.full ? w_.update_session : w_.update_session_fast;
-    if (s->pending.full)
-      bind_session(u, *s->pending.record, s->dims), u.bind(30, s->id);
+    const PendingRow& p = s->pending;
+    Statement& u = p.insert ? w_.insert_session : p.full ? w_.update_session : w_.update_session_fast;
+    if (p.insert || p.full)
+      bind_session(u, *p.record, s->dims), u.bind(30, s->id);
     else
-      bind_session_fast(u, *s->pending.record, s->id);
+      bind_session_fast(u, *p.record, s->id);
     Status st = u.run_and_reset();
     if (!st) return st;
     s->pending = {};
@@ -295,6 +287,7 @@ void ApplyGroup::committed() {
 
 void ApplyGroup::abandoned() {
   w_.sessions.clear();
+  w_.next_session_id = first_new_session_id_;
   for (const auto& [family, key] : new_dims_keys_) w_.dims_ids[family].erase(key);
   new_dims_keys_.clear();
   touched_.clear();

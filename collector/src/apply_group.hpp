@@ -1,13 +1,13 @@
 // One transaction of the inbox applier (sqlite_store.hpp, "Inbox"): records that
 // ingest acknowledged are applied to the sessions, their update chains and the rollups.
 //
-// Per record only what must be decided then is written at once: the row of a new
-// session (its id) and the chain point of a late update (the chain detects duplicates
-// and is what late updates are attributed from). The next update's point waits and is
-// written with the session's other new points in one chain row (update_chain.hpp).
+// Per record only what must be decided then is written at once: the chain point of a
+// late update (the chain detects duplicates and is what late updates are attributed
+// from). The next update's point waits and is written with the session's other new
+// points in one chain row (update_chain.hpp).
 // The session's latest record and the rollup deltas are kept in memory and written by
-// write(): a session updated many times in one transaction is written once, and so is
-// each rollup cell.
+// write(): a session updated many times in one transaction is written once (a new one
+// is inserted then, with an id the writer chose), and so is each rollup cell.
 //
 // A failure anywhere abandons the whole transaction (the inbox rows stay for the next
 // try), so nothing here needs to undo a part of it.
@@ -26,7 +26,8 @@ namespace streamtally::collector {
 class ApplyGroup {
  public:
   // Inside an open transaction of w's connection.
-  ApplyGroup(SqliteWriter& w, int64_t max_session_ms) : w_(w), max_session_ms_(max_session_ms) {}
+  ApplyGroup(SqliteWriter& w, int64_t max_session_ms)
+      : w_(w), max_session_ms_(max_session_ms), first_new_session_id_(w.next_session_id) {}
 
   // Applies a record; it must stay alive until write() has run. False: a duplicate
   // (its seq is in the chain already), which changes nothing.
@@ -55,6 +56,7 @@ class ApplyGroup {
 
   SqliteWriter& w_;
   int64_t max_session_ms_;
+  int64_t first_new_session_id_;  // the ids from here on are unused again when abandoned
   bool max_session_ms_grew_ = false;
   RollupDeltas deltas_;
   std::vector<std::pair<int64_t, UpdatePoint>> points_;  // (session, point) not inserted yet

@@ -22,7 +22,8 @@ namespace streamtally::collector {
 // once, with its latest record, just before it commits.
 struct PendingRow {
   const IngestRecord* record = nullptr;
-  bool full = false;  // started_at, type or dimensions changed: every column is written
+  bool full = false;    // started_at, type or dimensions changed: every column is written
+  bool insert = false;  // the session is new: its row is inserted
 };
 
 struct StoredSession {

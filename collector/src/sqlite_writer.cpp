@@ -23,10 +23,10 @@ Status SqliteWriter::prepare() {
       "end_reason, tags, country, device_type, os, browser, dims_a, dims_b";
   static constexpr const char* kValues =
       "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29)";
-  insert_session = Statement(d, std::string("INSERT INTO sessions (") + kColumns + ") VALUES " + kValues);
-  // A seq 0 nobody cached is almost always a new session: try the insert first.
-  insert_new_session = Statement(d, std::string("INSERT INTO sessions (") + kColumns + ") VALUES " + kValues +
-                                        " ON CONFLICT(server_id, session_id) DO NOTHING");
+  // The id as ?30, as in update_session: both are bound by the same code.
+  std::string values_and_id = kValues;
+  values_and_id.insert(values_and_id.size() - 1, ",?30");  // before the closing parenthesis
+  insert_session = Statement(d, std::string("INSERT INTO sessions (") + kColumns + ", id) VALUES " + values_and_id);
   update_session = Statement(d, std::string("UPDATE sessions SET (") + kColumns + ") = " + kValues + " WHERE id = ?30");
   // The next update of an unchanged session: started_at, type and the dimensions stay.
   update_session_fast = Statement(
@@ -37,9 +37,8 @@ Status SqliteWriter::prepare() {
   read_chain = Statement(d, kReadChainSql);
   set_meta = Statement(d, "UPDATE meta SET value = ?2 WHERE key = ?1");
   keep_damaged = Statement(d, "INSERT OR REPLACE INTO inbox_damaged VALUES (?1, ?2, ?3, ?4)");
-  std::vector<Statement*> all{&find_session,        &insert_session, &insert_new_session, &update_session,
-                              &update_session_fast, &insert_update,  &read_chain,         &set_meta,
-                              &keep_damaged};
+  std::vector<Statement*> all{&find_session, &insert_session, &update_session, &update_session_fast,
+                              &insert_update, &read_chain,     &set_meta,       &keep_damaged};
   for (std::size_t f = 0; f < kFamilyCount; ++f) {
     const RollupFamily& family = kRollupFamilies[f];
     std::string columns, params;
@@ -72,12 +71,16 @@ Status SqliteWriter::prepare() {
   }
   for (Statement* s : all)
     if (!s->ok()) return Error{s->error()};
+  // Sessions are never deleted, so max + 1 is never an id that was used.
+  Statement max_id(d, "SELECT coalesce(max(id), 0) FROM sessions");
+  if (max_id.step()) next_session_id = max_id.int64(0) + 1;
+  if (max_id.failed()) return Error{max_id.error()};
   return Status::Ok();
 }
 
 void SqliteWriter::reset_all() {
-  for (Statement* s : {&find_session, &insert_session, &insert_new_session, &update_session, &update_session_fast,
-                       &insert_update, &read_chain, &set_meta, &keep_damaged})
+  for (Statement* s : {&find_session, &insert_session, &update_session, &update_session_fast, &insert_update,
+                       &read_chain, &set_meta, &keep_damaged})
     s->reset();
   for (auto& s : insert_dims) s.reset();
   for (auto& levels : upsert_rollup)

@@ -15,12 +15,15 @@ namespace streamtally::collector {
 
 struct SqliteWriter {
   SqliteDb db;
-  Statement find_session, insert_session, insert_new_session, update_session, update_session_fast, insert_update,
-      read_chain, set_meta, keep_damaged;
+  Statement find_session, insert_session, update_session, update_session_fast, insert_update, read_chain, set_meta,
+      keep_damaged;
   std::array<Statement, kFamilyCount> insert_dims;
   std::array<std::array<Statement, kRollupLevelCount>, kFamilyCount> upsert_rollup;
   std::array<std::unordered_map<std::string, int64_t>, kFamilyCount> dims_ids;
   SessionCache sessions;
+  // The id of the next new session: the writer chooses it (max(id) + 1 when prepared),
+  // so a session new in an apply is inserted once, with its latest record, at the end.
+  int64_t next_session_id = 1;
 
   // Prepares every statement and loads the dims id caches.
   Status prepare();

@@ -274,6 +274,10 @@ TEST(Backpressure, ABacklogAtItsBoundIsRefusedUntilApplied) {
   EXPECT_EQ(json::parse(retried.body).at("accepted"), 60);
   const json events = collector.get_json("/v1/events?metrics=sessions&from=0&to=1790000120000");
   EXPECT_EQ(events.at("data").at(0).at("totals").at("sessions"), 120) << events.dump();
+  // The ids the failed applies gave new sessions were given again: ids stay dense (the
+  // store counts its sessions by the highest id).
+  const std::string metrics = collector.get("/metrics").body;
+  EXPECT_NE(metrics.find("\nstreamtally_collector_store_sessions 120\n"), std::string::npos) << metrics;
 }
 
 TEST(CollectorCommandLine, HelpConfigFileAndErrors) {

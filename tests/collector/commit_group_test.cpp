@@ -263,9 +263,13 @@ TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   const std::string path = dir.file("stuck.db");
   auto store = open_store_at(path);
   auto db = open_database(path, false);
-  ASSERT_TRUE(exec_sql_status(db->get(), "CREATE TRIGGER poison BEFORE UPDATE ON sessions WHEN NEW.bytes_out = 666666666 "
-                                         "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
-                  .ok());
+  // Inserted or updated: a session new in an apply is inserted with its latest record.
+  for (const char* event : {"INSERT", "UPDATE"})
+    ASSERT_TRUE(exec_sql_status(db->get(), (std::string("CREATE TRIGGER poison_") + event + " BEFORE " + event +
+                                            " ON sessions WHEN NEW.bytes_out = 666666666 "
+                                            "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
+                                               .c_str())
+                    .ok());
   int64_t accepted = 0;
   for (const auto& b : batches) {
     auto outcome = store->ingest(b);
@@ -291,7 +295,7 @@ TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   EXPECT_NE(refused_open.error().find("applying the inbox"), std::string::npos) << refused_open.error();
 
   // The cause goes away: everything is applied, exactly once.
-  ASSERT_TRUE(exec_sql_status(db->get(), "DROP TRIGGER poison").ok());
+  ASSERT_TRUE(exec_sql_status(db->get(), "DROP TRIGGER poison_INSERT; DROP TRIGGER poison_UPDATE").ok());
   auto reopened = open_store_at(path);
   EXPECT_EQ(inbox_records(path), 0);
   EXPECT_EQ(answers(*reopened), answers(*reference));
