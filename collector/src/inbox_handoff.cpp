@@ -49,4 +49,13 @@ InboxHandoff::Chunk InboxHandoff::take(int64_t applied, int64_t through, int64_t
   return chunk;
 }
 
+void InboxHandoff::not_applied(int64_t through) {
+  std::lock_guard lock(mutex_);
+  while (!entries_.empty() && entries_.front().id <= through) {
+    held_records_ -= static_cast<int64_t>(entries_.front().records.size());
+    entries_.pop_front();
+  }
+  entries_.push_front({through, false, {}});
+}
+
 }  // namespace streamtally::collector

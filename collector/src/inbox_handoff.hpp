@@ -42,6 +42,9 @@ class InboxHandoff {
     int64_t file_through = 0;
   };
   Chunk take(int64_t applied, int64_t through, int64_t max_records);
+  // The applier: the apply of the rows up to `through` that take() answered failed, and
+  // their records went with it; the next take() sends it to the file for them.
+  void not_applied(int64_t through);
 
  private:
   struct Entry {

@@ -183,6 +183,16 @@ Status SqliteStore::apply_chunk(int64_t through) {
   int64_t records = 0;
   for (const Chunk::Row& row : rows) records += row.records;
   const int64_t last_row = chunk->through;
+  // Until the chunk commits, its rows are read from the file again if this fails: the
+  // records the handoff gave are gone with this call.
+  struct ReadAgainUnlessCommitted {
+    InboxHandoff& handoff;
+    int64_t through;
+    bool committed = false;
+    ~ReadAgainUnlessCommitted() {
+      if (!committed) handoff.not_applied(through);
+    }
+  } read_again{*handoff_, last_row};
 
   if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE"); !s) return Error{"store busy: " + s.error()};
   ApplyGroup tx(w, max_session_ms_);
@@ -223,6 +233,7 @@ Status SqliteStore::apply_chunk(int64_t through) {
     std::unique_lock no_snapshot_starts(snapshot_mutex_);  // see snapshot_readers()
     if (Status s = exec_sql_status(db, "COMMIT"); !s) return abandon("commit failed: " + s.error());
   }
+  read_again.committed = true;
   tx.committed();
   applied_inbox_id_ = last_row;
   inbox_records_ -= records;

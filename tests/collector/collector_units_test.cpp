@@ -388,6 +388,19 @@ TEST(InboxHandoff, RowsThatDidNotFitAreReadFromTheFileInTheirTurn) {
   EXPECT_EQ(ids_of(handoff.take(3, 5, 100).held), (std::vector<int64_t>{4, 5}));
 }
 
+// A failed apply took records that are gone with it: those rows come from the file
+// next, before the rows still held after them.
+TEST(InboxHandoff, RowsOfAFailedApplyAreReadFromTheFileNext) {
+  InboxHandoff handoff(100, 0);
+  handoff.publish(handoff_rows({{1, 2}, {2, 2}, {3, 2}}));
+  EXPECT_EQ(ids_of(handoff.take(0, 2, 100).held), (std::vector<int64_t>{1, 2}));
+  handoff.not_applied(2);
+  auto again = handoff.take(0, 3, 100);
+  EXPECT_TRUE(again.held.empty());
+  EXPECT_EQ(again.file_through, 2);
+  EXPECT_EQ(ids_of(handoff.take(2, 3, 100).held), (std::vector<int64_t>{3}));
+}
+
 // After a restart the rows that wait were written by the last process: only in the file.
 TEST(InboxHandoff, RowsFromBeforeOpenAreReadFromTheFile) {
   InboxHandoff handoff(100, 7);

@@ -301,6 +301,37 @@ TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   EXPECT_EQ(answers(*reopened), answers(*reference));
 }
 
+// The records of a failed apply came from the inbox handoff (inbox_handoff.hpp) and are
+// gone with it; rows acknowledged after it are held again. The next apply reads the
+// failed rows from the file first: none is skipped.
+TEST(Inbox, RowsOfAFailedApplyAreReadFromTheFileBeforeTheRowsHeldAfterThem) {
+  test::TempDir dir;
+  auto batches = make_batches(200, 40);
+  IngestRecord extra = batches[0].records.back();
+  extra.record.seq += 100;
+  extra.record.bytes_out = kPoisonBytesOut;
+  batches[0].records.push_back(extra);
+  auto reference = reference_store(dir, batches);
+
+  const std::string path = dir.file("retried.db");
+  auto store = open_store_at(path);
+  auto db = open_database(path, false);
+  for (const char* event : {"INSERT", "UPDATE"})
+    ASSERT_TRUE(exec_sql_status(db->get(), (std::string("CREATE TRIGGER poison_") + event + " BEFORE " + event +
+                                            " ON sessions WHEN NEW.bytes_out = 666666666 "
+                                            "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
+                                               .c_str())
+                    .ok());
+  ASSERT_TRUE(store->ingest(batches[0]).ok());
+  ASSERT_FALSE(store->apply_inbox().ok());  // took the first batch's records, and failed
+  for (std::size_t i = 1; i < batches.size(); ++i) ASSERT_TRUE(store->ingest(batches[i]).ok());
+  ASSERT_TRUE(exec_sql_status(db->get(), "DROP TRIGGER poison_INSERT; DROP TRIGGER poison_UPDATE").ok());
+  ASSERT_TRUE(store->apply_inbox().ok());
+  EXPECT_EQ(answers(*store), answers(*reference));
+  store.reset();  // deletes the applied rows from the inbox file
+  EXPECT_EQ(inbox_records(path), 0);
+}
+
 TEST(Inbox, WhatAProcessKilledBeforeApplyingAcknowledgedIsAppliedAtTheNextOpen) {
   test::TempDir dir;
   const auto batches = make_batches(300, 40);
