@@ -19,11 +19,7 @@ void InboxHandoff::publish(std::vector<Row>&& rows) {
 InboxHandoff::Chunk InboxHandoff::take(int64_t applied, int64_t through, int64_t max_records) {
   Chunk chunk;
   std::lock_guard lock(mutex_);
-  // Applied from the file already (it was read past them).
-  while (!entries_.empty() && entries_.front().id <= applied) {
-    held_records_ -= static_cast<int64_t>(entries_.front().records.size());
-    entries_.pop_front();
-  }
+  drop_through(applied);  // applied from the file already (it was read past them)
   if (entries_.empty()) {
     // Rows committed whose group has not published them yet: the file has them.
     chunk.file_through = through;
@@ -51,11 +47,15 @@ InboxHandoff::Chunk InboxHandoff::take(int64_t applied, int64_t through, int64_t
 
 void InboxHandoff::not_applied(int64_t through) {
   std::lock_guard lock(mutex_);
-  while (!entries_.empty() && entries_.front().id <= through) {
+  drop_through(through);
+  entries_.push_front({through, false, {}});
+}
+
+void InboxHandoff::drop_through(int64_t id) {
+  while (!entries_.empty() && entries_.front().id <= id) {
     held_records_ -= static_cast<int64_t>(entries_.front().records.size());
     entries_.pop_front();
   }
-  entries_.push_front({through, false, {}});
 }
 
 }  // namespace streamtally::collector

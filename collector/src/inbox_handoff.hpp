@@ -5,8 +5,9 @@
 //
 // The inbox file stays the truth: a restart applies what it holds, and the applier
 // reads it wherever the handoff holds no records. The handoff holds at most
-// max_records records; a row committed while it is full leaves only a mark ("read this
-// row from the file"), so the handoff is, in id order, every row committed after the
+// max_records records; a row committed while it is full, and the rows of an apply that
+// failed (their records went with it), leave only a mark ("read from the file up to
+// here"), so the handoff is, in id order, every row committed after the
 // applied one: held, or marked. Rows are published in commit order, after their
 // transaction committed; rows committed but not published yet come after all of them.
 #pragma once
@@ -52,6 +53,9 @@ class InboxHandoff {
     bool held;  // false: a mark, the row is only in the file
     std::vector<IngestRecord> records;
   };
+  // Under mutex_: forgets the entries up to and including `id`.
+  void drop_through(int64_t id);
+
   std::mutex mutex_;
   std::deque<Entry> entries_;  // in id order
   int64_t held_records_ = 0;

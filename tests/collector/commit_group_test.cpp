@@ -31,6 +31,15 @@ namespace {
 constexpr int64_t kStart = 1'794'000'000'000;
 constexpr int64_t kPoisonBytesOut = 666'666'666;  // the test trigger refuses this value
 
+// One more record, a later update of the batch's last session, that a test trigger
+// refuses (refuse_poisoned_records(), or one on the batch's key): a disk error stand-in.
+void add_poisoned_record(IngestBatch& batch) {
+  IngestRecord extra = batch.records.back();
+  extra.record.seq += 100;
+  extra.record.bytes_out = kPoisonBytesOut;
+  batch.records.push_back(extra);
+}
+
 // Sessions with an update every 60 s, in arrival order (by updated_at), cut into
 // batches of `batch_size`.
 std::vector<IngestBatch> make_batches(int sessions, std::size_t batch_size) {
@@ -193,10 +202,7 @@ TEST(CommitGroup, AFailingBatchLeavesNoTraceAndTheOthersCommit) {
   std::vector<bool> poisoned(sent.size(), false);
   std::string keys;
   for (std::size_t i = 0; i < sent.size(); i += 3) {
-    IngestRecord extra = sent[i].records.back();
-    extra.record.seq += 100;
-    extra.record.bytes_out = kPoisonBytesOut;
-    sent[i].records.push_back(extra);
+    add_poisoned_record(sent[i]);
     poisoned[i] = true;
     keys += (keys.empty() ? "'" : ", '") + sent[i].idempotency_key + "'";
   }
@@ -249,27 +255,32 @@ int64_t inbox_records(const std::string& path) {
   return q.step() ? q.int64(0) : -1;
 }
 
+// Inserted or updated: a session new in an apply is inserted with its latest record.
+Status refuse_poisoned_records(sqlite3* db) {
+  for (const char* event : {"INSERT", "UPDATE"}) {
+    const std::string sql = std::string("CREATE TRIGGER poison_") + event + " BEFORE " + event +
+                            " ON sessions WHEN NEW.bytes_out = " + std::to_string(kPoisonBytesOut) +
+                            " BEGIN SELECT RAISE(ABORT, 'poisoned record'); END";
+    if (Status s = exec_sql_status(db, sql.c_str()); !s) return s;
+  }
+  return Status::Ok();
+}
+Status accept_poisoned_records(sqlite3* db) {
+  return exec_sql_status(db, "DROP TRIGGER poison_INSERT; DROP TRIGGER poison_UPDATE");
+}
+
 TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   test::TempDir dir;
   auto batches = make_batches(200, 40);
   // One record the tables refuse (a trigger on the sessions table stands in for a disk
   // error while applying); acknowledging it works, applying it fails until it is gone.
-  IngestRecord extra = batches[2].records.back();
-  extra.record.seq += 100;
-  extra.record.bytes_out = kPoisonBytesOut;
-  batches[2].records.push_back(extra);
+  add_poisoned_record(batches[2]);
   auto reference = reference_store(dir, batches);
 
   const std::string path = dir.file("stuck.db");
   auto store = open_store_at(path);
   auto db = open_database(path, false);
-  // Inserted or updated: a session new in an apply is inserted with its latest record.
-  for (const char* event : {"INSERT", "UPDATE"})
-    ASSERT_TRUE(exec_sql_status(db->get(), (std::string("CREATE TRIGGER poison_") + event + " BEFORE " + event +
-                                            " ON sessions WHEN NEW.bytes_out = 666666666 "
-                                            "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
-                                               .c_str())
-                    .ok());
+  ASSERT_TRUE(refuse_poisoned_records(db->get()).ok());
   int64_t accepted = 0;
   for (const auto& b : batches) {
     auto outcome = store->ingest(b);
@@ -295,7 +306,7 @@ TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   EXPECT_NE(refused_open.error().find("applying the inbox"), std::string::npos) << refused_open.error();
 
   // The cause goes away: everything is applied, exactly once.
-  ASSERT_TRUE(exec_sql_status(db->get(), "DROP TRIGGER poison_INSERT; DROP TRIGGER poison_UPDATE").ok());
+  ASSERT_TRUE(accept_poisoned_records(db->get()).ok());
   auto reopened = open_store_at(path);
   EXPECT_EQ(inbox_records(path), 0);
   EXPECT_EQ(answers(*reopened), answers(*reference));
@@ -307,25 +318,17 @@ TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
 TEST(Inbox, RowsOfAFailedApplyAreReadFromTheFileBeforeTheRowsHeldAfterThem) {
   test::TempDir dir;
   auto batches = make_batches(200, 40);
-  IngestRecord extra = batches[0].records.back();
-  extra.record.seq += 100;
-  extra.record.bytes_out = kPoisonBytesOut;
-  batches[0].records.push_back(extra);
+  add_poisoned_record(batches[0]);
   auto reference = reference_store(dir, batches);
 
   const std::string path = dir.file("retried.db");
   auto store = open_store_at(path);
   auto db = open_database(path, false);
-  for (const char* event : {"INSERT", "UPDATE"})
-    ASSERT_TRUE(exec_sql_status(db->get(), (std::string("CREATE TRIGGER poison_") + event + " BEFORE " + event +
-                                            " ON sessions WHEN NEW.bytes_out = 666666666 "
-                                            "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
-                                               .c_str())
-                    .ok());
+  ASSERT_TRUE(refuse_poisoned_records(db->get()).ok());
   ASSERT_TRUE(store->ingest(batches[0]).ok());
   ASSERT_FALSE(store->apply_inbox().ok());  // took the first batch's records, and failed
   for (std::size_t i = 1; i < batches.size(); ++i) ASSERT_TRUE(store->ingest(batches[i]).ok());
-  ASSERT_TRUE(exec_sql_status(db->get(), "DROP TRIGGER poison_INSERT; DROP TRIGGER poison_UPDATE").ok());
+  ASSERT_TRUE(accept_poisoned_records(db->get()).ok());
   ASSERT_TRUE(store->apply_inbox().ok());
   EXPECT_EQ(answers(*store), answers(*reference));
   store.reset();  // deletes the applied rows from the inbox file
