@@ -92,16 +92,16 @@ std::optional<BatchError> decode_batch(std::string_view content_encoding, std::s
     if (trim(line).empty()) continue;
     if (out.records.size() == limits.max_records)
       return BatchError{413, "a batch holds at most " + std::to_string(limits.max_records) + " records", line_number};
-    auto record = decode_record(line);
-    if (!record) return BatchError{400, "line " + std::to_string(line_number) + ": " + record.error(), line_number};
+    // Decoded into its slot in the batch: a record moved there afterwards cost ~5 % of
+    // a batch's decode.
+    SessionRecord& record = out.records.emplace_back().record;
+    if (Status s = decode_record(line, record); !s)
+      return BatchError{400, "line " + std::to_string(line_number) + ": " + s.error(), line_number};
     // SQLite stores signed 64-bit integers; counters beyond that are not real traffic.
-    if (record->bytes_in > static_cast<uint64_t>(INT64_MAX) || record->bytes_out > static_cast<uint64_t>(INT64_MAX))
+    if (record.bytes_in > static_cast<uint64_t>(INT64_MAX) || record.bytes_out > static_cast<uint64_t>(INT64_MAX))
       return BatchError{400, "line " + std::to_string(line_number) + ": bytes_in/bytes_out must be < 2^63",
                         line_number};
-    IngestRecord in;
-    in.record = std::move(*record);
-    in.referer_domain = referer_domain(in.record.referer);
-    out.records.push_back(std::move(in));
+    out.records.back().referer_domain = referer_domain(record.referer);
   }
   if (out.records.empty()) return BatchError{400, "the batch has no records (NDJSON, one record per line)", std::nullopt};
   // Enrichment only after every line passed: a rejected batch costs no lookups.

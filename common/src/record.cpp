@@ -61,6 +61,16 @@ std::optional<SessionType> parse_session_type(std::string_view s) { return value
 std::optional<Protocol> parse_protocol(std::string_view s) { return value_of(kProtocols, s); }
 std::optional<EndReason> parse_end_reason(std::string_view s) { return value_of(kEndReasons, s); }
 
+bool has_valid_text(const SessionRecord& r) {
+  for (const std::string* s : {&r.server_id, &r.host, &r.session_id, &r.stream, &r.client_ip, &r.user_agent,
+                               &r.referer})
+    if (!is_valid_utf8(*s)) return false;
+  if ((r.user_id && !is_valid_utf8(*r.user_id)) || (r.token && !is_valid_utf8(*r.token))) return false;
+  for (const auto& [k, v] : r.tags)
+    if (!is_valid_utf8(k) || !is_valid_utf8(v)) return false;
+  return true;
+}
+
 void sanitize(SessionRecord& r) {
   clean(r.server_id, kMaxServerIdBytes);
   for (std::string* s : {&r.host, &r.session_id, &r.stream, &r.client_ip, &r.user_agent, &r.referer})

@@ -90,6 +90,8 @@ TEST_F(BadInput, EveryBadLineRejectsTheWholeBatchNamingTheLine) {
        "session_id"},
       {"closed without ended_at", with("state", "closed"), "ended_at"},
       {"counter beyond 2^63", with("bytes_out", 18'000'000'000'000'000'000ULL), "2^63"},
+      // Took the collector down with a stack overflow before the depth bound.
+      {"10 MB of nesting", "{\"x\":" + std::string(5 << 20, '[') + std::string(5 << 20, ']') + "}", "nested deeper"},
   };
   for (const Case& c : cases) {
     const std::string body = good_line("s-a") + "\n" + good_line("s-b") + "\n" + c.line + "\n" + good_line("s-c") + "\n";

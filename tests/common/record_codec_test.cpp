@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <optional>
+#include <thread>
+
 #include "test_records.hpp"
 
 using namespace streamtally;
@@ -116,6 +119,58 @@ TEST(RecordCodec, UnicodeEscapesMustSpellValidText) {
   EXPECT_EQ(pair->stream, "\xF0\x9F\x8E\xA5 cam");
   EXPECT_EQ(decode_record(with_stream("\\udc00")).error(), "invalid UTF-8");  // a lone low surrogate
   EXPECT_FALSE(decode_record(with_stream("\\ud800")).ok());                   // a lone high surrogate
+}
+
+TEST(RecordCodec, UnknownNamesAreIgnoredAndARepeatedNameKeepsItsFirstValue) {
+  json j = json::parse(encode_record(sample_record("s1", 1)));
+  j["future_field"] = {{"nested", json::array({1, "two", nullptr, {{"deep", true}}})}};
+  j["tags"] = {{"team", "a"}};
+  std::string line = j.dump();
+  line.insert(line.size() - 1, R"(,"stream":"second","stream":7,"tags":{"team":"b"})");
+  auto r = decode_record(line);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->stream, "live/cam1");
+  EXPECT_EQ(r->tags, (std::map<std::string, std::string>{{"team", "a"}}));
+  // Within the tags, too.
+  j.erase("tags");
+  line = j.dump();
+  line.insert(line.size() - 1, R"(,"tags":{"team":"a","team":"b"})");
+  EXPECT_EQ(decode_record(line)->tags.at("team"), "a");
+}
+
+TEST(RecordCodec, TheErrorNamesTheFirstWrongFieldInRecordOrder) {
+  // Whatever order the members come in: the same line always gets the same answer.
+  json j = json::parse(encode_record(sample_record("s1", 1)));
+  j.erase("bytes_out");
+  j["state"] = 1;
+  j["tags"] = {{"nested", {{"a", "b"}}}};
+  EXPECT_EQ(decode_record(j.dump()).error(), "field \"state\" must be a string");
+  j["state"] = "open";
+  EXPECT_EQ(decode_record(j.dump()).error(), "missing field \"bytes_out\"");
+  j["bytes_out"] = 0;
+  EXPECT_EQ(decode_record(j.dump()).error(), "field \"tags\" must be an object of strings");
+}
+
+TEST(RecordCodec, RefusesDeepNestingWithoutExhaustingTheStack) {
+  // The parser recurses once a level: a line of a million '[' in an unknown field
+  // used to crash the process (the collector's HTTP thread with it).
+  std::string line = encode_record(sample_record("s1"));
+  line.insert(1, "\"x\":" + std::string(1'000'000, '[') + std::string(1'000'000, ']') + ",");
+  std::optional<std::string> error;
+  std::thread small_stack([&] { error = decode_record(line).error(); });  // 8 MiB, like any thread's
+  small_stack.join();
+  EXPECT_EQ(error, "JSON nested deeper than 16 levels");
+  line = encode_record(sample_record("s1"));
+  line.insert(1, "\"x\":" + std::string(15, '[') + std::string(15, ']') + ",");  // 16 with the record
+  EXPECT_TRUE(decode_record(line).ok());
+}
+
+TEST(RecordCodec, AStringOverItsLimitIsRefusedNotTruncated) {
+  json j = json::parse(encode_record(sample_record("s1", 1)));
+  j["user_agent"] = std::string(10 << 20, 'A');  // 10 MiB
+  EXPECT_EQ(decode_record(j.dump()).error(), "field \"user_agent\" is too long");
+  j["user_agent"] = std::string(kMaxTextBytes, 'A');
+  EXPECT_EQ(decode_record(j.dump())->user_agent.size(), kMaxTextBytes);
 }
 
 TEST(RecordCodec, ClosedRecordNeedsEndedAt) {

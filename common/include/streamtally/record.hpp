@@ -62,4 +62,7 @@ std::optional<EndReason> parse_end_reason(std::string_view);  // not for None
 // character boundary. The edge calls this on everything a client sent.
 void sanitize(SessionRecord&);
 
+// True when every string field (tags too) is valid UTF-8, as sanitize() leaves it.
+bool has_valid_text(const SessionRecord&);
+
 }  // namespace streamtally

@@ -15,6 +15,9 @@ std::string encode_record(const SessionRecord&);
 void encode_record(const SessionRecord&, std::string& append_to);
 
 Result<SessionRecord> decode_record(std::string_view json_line);
+// The same into `out`, a default-constructed record (a batch decodes into its own
+// vector's slots); on an error `out` holds part of the line and is to be dropped.
+Status decode_record(std::string_view json_line, SessionRecord& out);
 
 // Checks the invariants of SPEC.md on a record (limits, seq >= 0, closed <=> ended_at,
 // started_at <= updated_at, ...). decode_record applies it; hosts may use it too.
