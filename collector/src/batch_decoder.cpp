@@ -68,6 +68,7 @@ std::optional<BatchError> decode_batch(std::string_view content_encoding, std::s
     }
     inflated = std::move(*result);
     text = inflated;
+    out.gzip_ndjson.assign(body);
   } else if (!encoding.empty() && encoding != "identity") {
     return BatchError{415, "Content-Encoding must be gzip or identity, got \"" + std::string(content_encoding) + "\"",
                       std::nullopt};

@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,10 +25,8 @@ struct BatchLimits {
   std::size_t max_records = 200'000;
 };
 
-// Fills the derived fields (country, device, ...) of a record.
-using EnrichFn = std::function<void(IngestRecord&)>;
-
-// Returns the batch or the error to answer with.
+// Returns the batch or the error to answer with. A gzip body is kept in the batch
+// (IngestBatch::gzip_ndjson).
 std::optional<BatchError> decode_batch(std::string_view content_encoding, std::string_view body,
                                        const BatchLimits& limits, const EnrichFn& enrich, IngestBatch& out);
 

@@ -2,12 +2,13 @@
 
 #include <cstdint>
 
+#include "batch_decoder.hpp"
 #include "varint.hpp"
 
 namespace streamtally::collector {
 namespace {
 
-constexpr unsigned char kFormat = 1;
+constexpr unsigned char kRecordsForm = 1, kGzipForm = 2;
 // One byte per string length, number and enum of a record with every string empty.
 constexpr std::size_t kMinRecordBytes = 24;
 
@@ -40,7 +41,7 @@ class Reader : public VarintReader {
 }  // namespace
 
 void encode_inbox_records(const std::vector<const IngestRecord*>& records, std::string& out) {
-  out.push_back(static_cast<char>(kFormat));
+  out.push_back(static_cast<char>(kRecordsForm));
   put_varint(out, records.size());
   for (const IngestRecord* in : records) {
     const SessionRecord& r = in->record;
@@ -74,10 +75,27 @@ void encode_inbox_records(const std::vector<const IngestRecord*>& records, std::
   }
 }
 
-Result<std::vector<IngestRecord>> decode_inbox_records(std::string_view row) {
-  if (row.empty() || static_cast<unsigned char>(row[0]) != kFormat)
-    return Error{"inbox row: unknown format " + (row.empty() ? std::string("(empty)") : std::to_string(+row[0]))};
-  Reader in(row.substr(1));
+void encode_inbox_gzip_row(const IngestBatch& batch, const std::vector<const IngestRecord*>& fresh,
+                           std::string& out) {
+  out.push_back(static_cast<char>(kGzipForm));
+  put_varint(out, batch.records.size());
+  if (fresh.size() == batch.records.size()) {
+    put_varint(out, 0);
+  } else {
+    std::string bitmap((batch.records.size() + 7) / 8, '\0');
+    for (const IngestRecord* in : fresh) {
+      const auto i = static_cast<std::size_t>(in - batch.records.data());
+      bitmap[i / 8] = static_cast<char>(bitmap[i / 8] | (1 << (i % 8)));
+    }
+    put_string(out, bitmap);
+  }
+  out.append(batch.gzip_ndjson);
+}
+
+namespace {
+
+Result<std::vector<IngestRecord>> decode_records_row(std::string_view row) {
+  Reader in(row);
   const uint64_t count = in.varint();
   // Every record takes at least kMinRecordBytes: a larger count is damage (and must
   // not become a huge allocation).
@@ -119,6 +137,37 @@ Result<std::vector<IngestRecord>> decode_inbox_records(std::string_view row) {
   if (in.error()) return Error{std::string("inbox row: ") + in.error()};
   if (!in.at_end()) return Error{"inbox row: bytes after the last record"};
   return records;
+}
+
+Result<std::vector<IngestRecord>> decode_gzip_row(std::string_view row, const EnrichFn& enrich) {
+  Reader in(row);
+  const uint64_t count = in.varint();
+  const std::string_view bitmap = in.bytes(in.varint());
+  if (in.error()) return Error{std::string("inbox row: ") + in.error()};
+  if (!bitmap.empty() && bitmap.size() != (count + 7) / 8)
+    return Error{"inbox row: the bitmap does not fit " + std::to_string(count) + " records"};
+  // Accepted once under the collector's limits: nothing to bound again.
+  const BatchLimits unbounded{SIZE_MAX, SIZE_MAX};
+  IngestBatch batch;
+  if (auto error = decode_batch("gzip", row.substr(row.size() - in.remaining()), unbounded, enrich, batch))
+    return Error{"inbox row: " + error->message};
+  if (batch.records.size() != count)
+    return Error{"inbox row: " + std::to_string(batch.records.size()) + " records, " + std::to_string(count) +
+                 " expected"};
+  if (bitmap.empty()) return std::move(batch.records);
+  std::vector<IngestRecord> admitted;
+  for (std::size_t i = 0; i < batch.records.size(); ++i)
+    if (static_cast<unsigned char>(bitmap[i / 8]) & (1 << (i % 8))) admitted.push_back(std::move(batch.records[i]));
+  return admitted;
+}
+
+}  // namespace
+
+Result<std::vector<IngestRecord>> decode_inbox_records(std::string_view row, const EnrichFn& enrich) {
+  const int form = row.empty() ? -1 : static_cast<unsigned char>(row[0]);
+  if (form == kRecordsForm) return decode_records_row(row.substr(1));
+  if (form == kGzipForm) return decode_gzip_row(row.substr(1), enrich);
+  return Error{"inbox row: unknown format " + (row.empty() ? std::string("(empty)") : std::to_string(form))};
 }
 
 }  // namespace streamtally::collector

@@ -42,6 +42,7 @@ InboxHandoff::Chunk InboxHandoff::take(int64_t applied, int64_t through, int64_t
     chunk.held.push_back({entries_.front().id, std::move(entries_.front().records)});
     entries_.pop_front();
   }
+  room_.notify_all();
   return chunk;
 }
 
@@ -49,6 +50,12 @@ void InboxHandoff::not_applied(int64_t through) {
   std::lock_guard lock(mutex_);
   drop_through(through);
   entries_.push_front({through, false, {}});
+  room_.notify_all();
+}
+
+void InboxHandoff::wait_for_room(std::chrono::milliseconds limit) {
+  std::unique_lock lock(mutex_);
+  room_.wait_for(lock, limit, [&] { return held_records_ < max_records_; });
 }
 
 void InboxHandoff::drop_through(int64_t id) {

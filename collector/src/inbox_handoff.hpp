@@ -12,6 +12,8 @@
 // transaction committed; rows committed but not published yet come after all of them.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -47,6 +49,12 @@ class InboxHandoff {
   // their records went with it; the next take() sends it to the file for them.
   void not_applied(int64_t through);
 
+  // Acknowledging, before a batch: waits while max_records are held, until the applier
+  // takes some or `limit` has passed. Ingest so keeps to the pace of the applier rather
+  // than running ahead of it into rows it must read back from the file, and leaves it
+  // the CPU it needs; a stalled applier slows ingest by `limit` a batch, never stops it.
+  void wait_for_room(std::chrono::milliseconds limit);
+
  private:
   struct Entry {
     int64_t id;
@@ -57,6 +65,7 @@ class InboxHandoff {
   void drop_through(int64_t id);
 
   std::mutex mutex_;
+  std::condition_variable room_;  // signalled when held records are taken or dropped
   std::deque<Entry> entries_;  // in id order
   int64_t held_records_ = 0;
   const int64_t max_records_;

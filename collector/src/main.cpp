@@ -36,12 +36,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto store = open_store(config->store, config->store_options);
-  if (!store) {
-    std::fprintf(stderr, "streamtally-collector: --store: %s\n", store.error().c_str());
-    return 1;
-  }
-  std::function<void(IngestRecord&)> enrich;
+  EnrichFn enrich;
 #ifdef STREAMTALLY_HAVE_ENRICH
   auto enricher = Enricher::open(config->geoip, config->uap);
   if (!enricher) {
@@ -60,6 +55,14 @@ int main(int argc, char** argv) {
     log(LogLevel::Warn, "collector: built without enrichment: --geoip/--uap ignored");
 #endif
 
+  // The store derives the fields of records it reads back from its inbox as ingest does.
+  StoreOptions store_options = config->store_options;
+  store_options.enrich = enrich;
+  auto store = open_store(config->store, store_options);
+  if (!store) {
+    std::fprintf(stderr, "streamtally-collector: --store: %s\n", store.error().c_str());
+    return 1;
+  }
   CollectorServer server(*config, **store, enrich);
   if (Status s = server.bind(); !s) {
     std::fprintf(stderr, "streamtally-collector: %s\n", s.error().c_str());

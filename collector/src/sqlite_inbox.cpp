@@ -84,7 +84,10 @@ Result<IngestOutcome> SqliteStore::journal_batch(IngestBatch& batch, int64_t& in
   int64_t row_id = 0;
   if (!fresh.empty()) {
     inbox_row_.clear();
-    encode_inbox_records(fresh, inbox_row_);
+    if (batch.gzip_ndjson.empty())
+      encode_inbox_records(fresh, inbox_row_);
+    else
+      encode_inbox_gzip_row(batch, fresh, inbox_row_);
     auto row = inbox_->add_row(outcome.accepted, inbox_row_);
     if (!row) return fail(row.error());
     row_id = *row;
@@ -156,7 +159,7 @@ Result<SqliteStore::Chunk> SqliteStore::take_chunk(int64_t through) {
   for (InboxFile::Row& row : *rows) {
     Chunk::Row& c = chunk.rows.emplace_back();
     c.id = row.id, c.records = row.records;
-    auto d = decode_inbox_records(row.body);
+    auto d = decode_inbox_records(row.body, enrich_);
     if (d)
       c.decoded = std::move(*d);
     else

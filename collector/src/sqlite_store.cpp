@@ -17,6 +17,7 @@ SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
       scan_slices_(options.scan_threads > 0 ? static_cast<unsigned>(options.scan_threads)
                                             : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxScanSlices)),
       max_inbox_records_(options.max_inbox_records),
+      enrich_(options.enrich),
       apply_records_(options.max_inbox_records > 0 ? std::min(kApplyRecords, options.max_inbox_records)
                                                    : kApplyRecords) {}
 SqliteStore::~SqliteStore() {
@@ -234,6 +235,7 @@ SqliteStore::SnapshotReaders::~SnapshotReaders() {
 // next leader takes every waiting batch into one transaction (one fsync), each in
 // its own SAVEPOINT so a failing batch is rolled back alone (see "Inbox").
 Result<IngestOutcome> SqliteStore::ingest(IngestBatch batch) {
+  handoff_->wait_for_room(kHandoffWait);
   return group_commit_.submit(batch, [this](std::span<IngestBatch* const> group) { return journal_group(group); });
 }
 

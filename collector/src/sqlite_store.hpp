@@ -40,7 +40,6 @@
 #include <span>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "group_commit.hpp"
@@ -64,6 +63,8 @@ inline constexpr auto kApplyDelay = std::chrono::seconds(1);
 // held in memory, ~1 KiB a record, and so are up to as many records handed from
 // acknowledging to the applier (inbox_handoff.hpp).
 inline constexpr int64_t kApplyChunkRecords = 100'000;
+// How long a batch waits for the applier when the inbox handoff is full, at most.
+inline constexpr auto kHandoffWait = std::chrono::seconds(1);
 
 class SqliteStore final : public Store {
  public:
@@ -177,6 +178,7 @@ class SqliteStore final : public Store {
   std::shared_mutex snapshot_mutex_;
   unsigned scan_slices_ = 1;
   int64_t max_inbox_records_ = 0;  // StoreOptions
+  EnrichFn enrich_;                // StoreOptions: for inbox rows read back as gzip NDJSON
   // What wakes the applier before kApplyDelay: kApplyRecords, or a smaller backlog bound
   // (ingest would be refused until the delay is over).
   int64_t apply_records_ = kApplyRecords;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,7 +39,13 @@ struct IngestRecord {
 struct IngestBatch {
   std::string idempotency_key;  // "" when the client sent none
   std::vector<IngestRecord> records;
+  // The body as its client sent it when that was gzip NDJSON ("" otherwise). The SQLite
+  // store keeps it as the batch's inbox row: about a fifth of the records' binary form.
+  std::string gzip_ndjson;
 };
+
+// Fills the derived fields (country, device, ...) of a record.
+using EnrichFn = std::function<void(IngestRecord&)>;
 
 struct IngestOutcome {
   int64_t accepted = 0;
@@ -90,6 +97,9 @@ struct StoreOptions {
   // applier catches up: a bound on the inbox file and on how long a report waits for
   // the backlog (~8 s at 1M on 2 cores). 0: no bound.
   int64_t max_inbox_records = 1'000'000;
+  // Derives the fields of the records the SQLite store reads back from an inbox row
+  // kept as gzip NDJSON, as ingest did (the HTTP layer's enrichment); empty: "unknown".
+  EnrichFn enrich;
 };
 
 // "sqlite:PATH" (or a bare path) or "clickhouse://HOST:PORT/DB".

@@ -15,6 +15,8 @@
 #include "session_cache.hpp"
 #include "session_key_filter.hpp"
 #include "update_chain.hpp"
+#include "streamtally/gzip.hpp"
+#include "streamtally/record_codec.hpp"
 
 namespace streamtally::collector {
 namespace {
@@ -214,7 +216,7 @@ std::string encoded(const std::vector<IngestRecord>& records) {
 TEST(InboxCodec, EveryFieldRoundTrips) {
   const auto records = inbox_samples();
   const std::string row = encoded(records);
-  auto decoded = decode_inbox_records(row);
+  auto decoded = decode_inbox_records(row, {});
   ASSERT_TRUE(decoded.ok()) << decoded.error();
   ASSERT_EQ(decoded->size(), records.size());
   for (std::size_t i = 0; i < records.size(); ++i) {
@@ -231,23 +233,85 @@ TEST(InboxCodec, DamagedRowsAreErrorsNeverCrashes) {
   const std::string row = encoded(inbox_samples());
   // Every truncation, and a row with trailing bytes, is refused with a reason.
   for (std::size_t n = 0; n < row.size(); n += (n < 200 ? 1 : 997)) {
-    auto cut = decode_inbox_records(std::string_view(row).substr(0, n));
+    auto cut = decode_inbox_records(std::string_view(row).substr(0, n), {});
     EXPECT_FALSE(cut.ok()) << "truncated to " << n;
     if (!cut.ok()) {
       EXPECT_TRUE(cut.error().starts_with("inbox row: ")) << cut.error();
     }
   }
-  EXPECT_FALSE(decode_inbox_records(row + "x").ok());
+  EXPECT_FALSE(decode_inbox_records(row + "x", {}).ok());
   // Flipped bytes: an error or some records, never a read past the row's end.
   std::mt19937_64 rng(3);
   for (int i = 0; i < 3000; ++i) {
     std::string bad = row.substr(0, 400);
     bad[rng() % bad.size()] = static_cast<char>(rng());
-    (void)decode_inbox_records(bad);
+    (void)decode_inbox_records(bad, {});
   }
   // A record count no row could hold does not become an allocation.
-  EXPECT_FALSE(decode_inbox_records(std::string("\x01\xff\xff\xff\xff\xff\xff\xff\x7f", 9)).ok());
-  EXPECT_FALSE(decode_inbox_records(std::string("\x02\x00", 2)).ok());  // unknown format
+  EXPECT_FALSE(decode_inbox_records(std::string("\x01\xff\xff\xff\xff\xff\xff\xff\x7f", 9), {}).ok());
+  EXPECT_FALSE(decode_inbox_records(std::string("\x03\x00", 2), {}).ok());  // unknown format
+}
+
+// A batch as the HTTP layer has it: decoded from gzip NDJSON, enriched, the body kept.
+IngestBatch gzip_batch(const std::vector<IngestRecord>& samples, const EnrichFn& enrich) {
+  std::string ndjson;
+  for (const IngestRecord& in : samples) {
+    SessionRecord r = in.record;
+    r.seq = std::max<int64_t>(r.seq, 0), r.started_at = 1'794'000'000'000, r.updated_at = r.started_at;
+    r.state = SessionState::Open, r.ended_at.reset(), r.end_reason = EndReason::None;
+    r.server_id = "edge", r.session_id = "s" + std::to_string(ndjson.size());
+    r.user_agent.resize(std::min<std::size_t>(r.user_agent.size(), kMaxTextBytes));
+    r.tags.erase("");
+    r.bytes_in = std::min<uint64_t>(r.bytes_in, INT64_MAX);
+    encode_record(r, ndjson);
+    ndjson += "\n";
+  }
+  IngestBatch batch;
+  EXPECT_FALSE(decode_batch("gzip", gzip_compress(ndjson), {}, enrich, batch));
+  EXPECT_FALSE(batch.gzip_ndjson.empty());
+  return batch;
+}
+
+TEST(InboxCodec, AGzipRowGivesBackItsNewRecordsDerivedAgain) {
+  // Derived from the record alone, like the collector's enrichment.
+  const EnrichFn enrich = [](IngestRecord& in) { in.country = in.record.client_ip == "2001:db8::1" ? "DE" : "XX"; };
+  const IngestBatch batch = gzip_batch(inbox_samples(), enrich);
+  ASSERT_EQ(batch.records.size(), 3u);
+  for (const std::vector<std::size_t>& fresh_indexes : std::vector<std::vector<std::size_t>>{{0, 1, 2}, {0, 2}, {1}}) {
+    std::vector<const IngestRecord*> fresh;
+    for (std::size_t i : fresh_indexes) fresh.push_back(&batch.records[i]);
+    std::string row;
+    encode_inbox_gzip_row(batch, fresh, row);
+    auto decoded = decode_inbox_records(row, enrich);
+    ASSERT_TRUE(decoded.ok()) << decoded.error();
+    ASSERT_EQ(decoded->size(), fresh.size());
+    for (std::size_t i = 0; i < fresh.size(); ++i) {
+      EXPECT_EQ((*decoded)[i].record, fresh[i]->record) << "record " << i;
+      EXPECT_EQ((*decoded)[i].country, fresh[i]->country);
+      EXPECT_EQ((*decoded)[i].referer_domain, fresh[i]->referer_domain);
+    }
+    EXPECT_EQ((*decoded)[0].country, fresh_indexes[0] == 0 ? "DE" : "XX");
+  }
+}
+
+TEST(InboxCodec, DamagedGzipRowsAreErrors) {
+  const IngestBatch batch = gzip_batch(inbox_samples(), {});
+  std::vector<const IngestRecord*> fresh{&batch.records[0], &batch.records[2]};
+  std::string row;
+  encode_inbox_gzip_row(batch, fresh, row);
+  for (std::size_t n = 0; n < row.size(); n += 7) {
+    auto cut = decode_inbox_records(std::string_view(row).substr(0, n), {});
+    EXPECT_FALSE(cut.ok()) << "truncated to " << n;
+    if (!cut.ok()) {
+      EXPECT_TRUE(cut.error().starts_with("inbox row: ")) << cut.error();
+    }
+  }
+  std::string wrong_count = row;
+  wrong_count[1] = 4;  // the batch has 3 records
+  EXPECT_EQ(decode_inbox_records(wrong_count, {}).error(), "inbox row: 3 records, 4 expected");
+  std::string wrong_bitmap = row;
+  wrong_bitmap.insert(3, 1, '\0'), ++wrong_bitmap[2];  // two bytes for 3 records
+  EXPECT_FALSE(decode_inbox_records(wrong_bitmap, {}).ok());
 }
 
 // Points an apply packs into one chain row: the usual deltas, and the extremes.

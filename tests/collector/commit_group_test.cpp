@@ -17,11 +17,14 @@
 #include <set>
 #include <thread>
 
+#include "batch_decoder.hpp"
 #include "inbox_codec.hpp"
 #include "report_api.hpp"
 #include "sqlite_database.hpp"
 #include "sqlite_schema.hpp"
 #include "sqlite_store.hpp"
+#include "streamtally/gzip.hpp"
+#include "streamtally/record_codec.hpp"
 #include "update_chain.hpp"
 #include "test_support.hpp"
 
@@ -39,6 +42,9 @@ void add_poisoned_record(IngestBatch& batch) {
   extra.record.bytes_out = kPoisonBytesOut;
   batch.records.push_back(extra);
 }
+
+// The test's enrichment: from the record alone, as the collector's (odd sessions "DE").
+void derive(IngestRecord& in) { in.country = std::stoi(in.record.session_id.substr(2)) % 2 ? "DE" : "US"; }
 
 // Sessions with an update every 60 s, in arrival order (by updated_at), cut into
 // batches of `batch_size`.
@@ -69,7 +75,7 @@ std::vector<IngestBatch> make_batches(int sessions, std::size_t batch_size) {
         in.record.ended_at = in.record.updated_at;
         in.record.end_reason = EndReason::Client;
       }
-      in.country = i % 2 ? "DE" : "US";
+      derive(in);
       all.push_back(std::move(in));
     }
   }
@@ -84,6 +90,18 @@ std::vector<IngestBatch> make_batches(int sessions, std::size_t batch_size) {
     batches.back().records.push_back(all[i]);
   }
   return batches;
+}
+
+// The batch as the HTTP layer has it when its client sent gzip NDJSON: the store keeps
+// that body as the inbox row, and reads it back by decoding and deriving again.
+IngestBatch as_sent_gzip(const IngestBatch& batch) {
+  std::string ndjson;
+  for (const IngestRecord& in : batch.records) encode_record(in.record, ndjson), ndjson += '\n';
+  IngestBatch sent;
+  EXPECT_FALSE(decode_batch("gzip", gzip_compress(ndjson), {}, derive, sent));
+  sent.idempotency_key = batch.idempotency_key;
+  EXPECT_EQ(sent.records.size(), batch.records.size());
+  return sent;
 }
 
 // What the reports say: bytes/viewtime per minute, totals per stream, every session.
@@ -107,8 +125,13 @@ std::string answers(Store& store) {
 // Once its session key filter is loaded: admission then reads the store only for the
 // sessions the filter may hold, the path these tests must check (before, it reads the
 // store for every session it has not seen).
+StoreOptions store_options() {
+  StoreOptions options;
+  options.enrich = derive;
+  return options;
+}
 std::unique_ptr<SqliteStore> open_store_at(const std::string& path) {
-  auto store = SqliteStore::open(path);
+  auto store = SqliteStore::open(path, store_options());
   EXPECT_TRUE(store.ok()) << (store ? "" : store.error());
   if (!store) return nullptr;
   EXPECT_TRUE(test::wait_until([&] { return (*store)->session_keys_loaded(); }, std::chrono::seconds(30)));
@@ -344,7 +367,7 @@ TEST(Inbox, WhatAProcessKilledBeforeApplyingAcknowledgedIsAppliedAtTheNextOpen) 
   if (child == 0) {
     // Acknowledge everything, then die at once: no destructor applies the inbox, and the
     // applier thread waits kApplyDelay for more records first.
-    auto store = SqliteStore::open(path);
+    auto store = SqliteStore::open(path, store_options());
     if (!store) _exit(2);
     for (const auto& b : batches)
       if (!(*store)->ingest(b)) _exit(3);
@@ -361,6 +384,53 @@ TEST(Inbox, WhatAProcessKilledBeforeApplyingAcknowledgedIsAppliedAtTheNextOpen) 
   EXPECT_EQ(answers(*reopened), answers(*reference));
   // The keys were acknowledged, so they replay; the records are duplicates now.
   expect_resend_is_harmless(*reopened, batches[5]);
+}
+
+// Batches sent as gzip are kept in the inbox as their body and which records were new;
+// read back from the file they give the records, derived again, that were acknowledged.
+TEST(Inbox, GzipBatchesReadBackFromTheFileGiveTheAnswersOfTheirRecords) {
+  test::TempDir dir;
+  const auto batches = make_batches(300, 40);
+  auto reference = reference_store(dir, batches);
+  std::vector<IngestBatch> sent;
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    sent.push_back(i % 2 ? as_sent_gzip(batches[i]) : batches[i]);
+    if (i % 3 == 1) {  // and once more with the next batch's records: half of it duplicates
+      IngestBatch overlap = batches[i];
+      overlap.idempotency_key += "-and-next";
+      if (i + 1 < batches.size())
+        overlap.records.insert(overlap.records.end(), batches[i + 1].records.begin(), batches[i + 1].records.end());
+      sent.push_back(as_sent_gzip(overlap));
+    }
+  }
+  const std::string path = dir.file("gzip-rows.db");
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // acknowledges everything, applies nothing (as in the test above)
+    auto store = SqliteStore::open(path, store_options());
+    if (!store) _exit(2);
+    for (const auto& b : sent)
+      if (!(*store)->ingest(b)) _exit(3);
+    kill(getpid(), SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+  int64_t records = 0;
+  for (const auto& b : batches) records += static_cast<int64_t>(b.records.size());
+  EXPECT_EQ(inbox_records(path), records);  // each record once: the overlaps' new ones only
+  {
+    auto db = open_database(path + "-inbox", true);
+    Statement forms(db->get(), "SELECT count(*) FROM inbox WHERE substr(body, 1, 1) = x'02'");
+    ASSERT_TRUE(forms.step());
+    EXPECT_GT(forms.int64(0), static_cast<int64_t>(batches.size() / 3));
+  }
+  auto reopened = open_store_at(path);
+  EXPECT_EQ(inbox_records(path), 0);
+  EXPECT_EQ(answers(*reopened), answers(*reference));
+  Statement damaged(open_database(path, true)->get(), "SELECT count(*) FROM inbox_damaged");
+  ASSERT_TRUE(damaged.step());
+  EXPECT_EQ(damaged.int64(0), 0);
 }
 
 TEST(Inbox, RowsAppliedButNotYetDeletedAreNeverAppliedAgain) {
