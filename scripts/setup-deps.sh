@@ -14,7 +14,7 @@ packages=(
   libsqlite3-dev sqlite3 libcurl4-openssl-dev zlib1g-dev libdeflate-dev nlohmann-json3-dev rapidjson-dev
   libcli11-dev libgtest-dev libgmock-dev
   # collector
-  libcpp-httplib-dev libssl-dev libyaml-cpp-dev libpcre2-dev libmaxminddb-dev
+  libcpp-httplib-dev libssl-dev libyaml-cpp-dev libpcre2-dev libmaxminddb-dev libabsl-dev
   libxlsxwriter-dev tor-geoipdb uap-core clickhouse-server clickhouse-client
   # nginx module
   nginx nginx-dev libnginx-mod-rtmp

@@ -121,8 +121,8 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
                                                        bool& inserted) {
   const SessionRecord& r = in.record;
   inserted = false;
-  std::string key = session_key(r.server_id, r.session_id);
-  if (auto it = w_.sessions.find(key); it != w_.sessions.end()) return &*it;
+  session_key(r.server_id, r.session_id, session_key_);
+  if (auto it = w_.sessions.find(session_key_); it != w_.sessions.end()) return &*it;
   std::optional<StoredSession> found;
   Status st = w_.find_session.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
     StoredSession s;
@@ -138,7 +138,7 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
     found = stored_from(in, w_.next_session_id++, ids), inserted = true;
     found->pending = {&in, false, true};
   }
-  return &*w_.sessions.emplace(std::move(key), *found).first;
+  return &*w_.sessions.emplace(session_key_, *found).first;
 }
 
 Status ApplyGroup::insert_points() {

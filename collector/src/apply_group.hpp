@@ -63,6 +63,7 @@ class ApplyGroup {
   std::vector<Entry> touched_;    // cache entries of the group's sessions (repeats allowed)
   std::vector<std::pair<std::size_t, std::string>> new_dims_keys_;  // to forget when abandoned
   std::string dims_key_;  // dims_of()'s key buffer, reused
+  std::string session_key_;  // find_or_insert()'s, likewise
   std::string chain_row_;  // write_chain_row()'s buffer, reused
 };
 

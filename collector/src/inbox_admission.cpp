@@ -92,16 +92,16 @@ void Admission::prune(Seen& seen) const {
 }
 
 Result<bool> Admission::admit(const SessionRecord& r) {
-  std::string key = session_key(r.server_id, r.session_id);
-  auto it = seen_.find(key);
+  session_key(r.server_id, r.session_id, key_);
+  auto it = seen_.find(key_);
   const bool inserted = it == seen_.end();
   if (inserted) {
     Seen fresh;
-    if (!session_keys_loaded() || filter_->may_hold(key))
+    if (!session_keys_loaded() || filter_->may_hold(key_))
       if (Status st = look_up_session(r, fresh); !st) return Error{st.error()};
     // Before the store can hold it; a batch undone leaves a false positive.
-    if (filter_) filter_->add(key);
-    it = seen_.emplace(std::move(key), std::move(fresh)).first;
+    if (filter_) filter_->add(key_);
+    it = seen_.emplace(key_, std::move(fresh)).first;
   }
   Seen& seen = it->second;
   prune(seen);
@@ -141,7 +141,10 @@ void Admission::begin_group() {
   if (seen_.size() > kMaxCachedSessions && undo_.empty())
     for (auto it = seen_.begin(); it != seen_.end();) {
       prune(it->second);
-      it = it->second.waiting.empty() ? seen_.erase(it) : std::next(it);
+      if (it->second.waiting.empty())
+        seen_.erase(it++);  // erasing leaves the other iterators valid
+      else
+        ++it;
     }
 }
 

@@ -22,12 +22,13 @@
 // is complete every session admission has not seen is looked up.
 #pragma once
 
+#include <absl/container/node_hash_map.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "attribution.hpp"
@@ -93,7 +94,9 @@ class Admission {
   bool reading_ = false;  // the group's read transaction is open
   Statement find_session_, read_chain_;
   std::vector<UpdatePoint> chain_;  // read_chain_'s buffer, reused
-  std::unordered_map<std::string, Seen> seen_;  // by session_key()
+  // By session_key(), looked up from key_ (reused). Node-based: undo_ points into it.
+  absl::node_hash_map<std::string, Seen> seen_;
+  std::string key_;
   // Every session admitted, and once keys_loaded_, every session held. Admission adds
   // its keys from the start, so nothing applied after the loader's snapshot is missed.
   std::unique_ptr<SessionKeyFilter> filter_;
@@ -104,7 +107,7 @@ class Admission {
   // inserting the entry (then erase it). Pointers, not iterators: they stay valid when
   // the map rehashes.
   struct Undo {
-    std::unordered_map<std::string, Seen>::value_type* entry;
+    absl::node_hash_map<std::string, Seen>::value_type* entry;
     bool inserted;
     int64_t max_seq_before;
   };

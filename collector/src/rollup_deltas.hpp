@@ -3,10 +3,11 @@
 // map, the hot path); hours and days are derived from them when the transaction writes them.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <algorithm>
 #include <array>
 #include <tuple>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -24,13 +25,13 @@ class RollupDeltas {
     std::size_t family;
     int64_t bucket, dims;
     bool operator==(const Cell&) const = default;
-  };
-  struct CellHash {
-    std::size_t operator()(const Cell& c) const {
-      return std::hash<int64_t>()(c.bucket * 1'000'003 + c.dims * 31 + static_cast<int64_t>(c.family));
+    template <typename H>
+    friend H AbslHashValue(H h, const Cell& c) {
+      return H::combine(std::move(h), c.family, c.bucket, c.dims);
     }
   };
-  using Cells = std::unordered_map<Cell, Counters, CellHash>;
+  // Open addressing: a node-based map's lookups were a sixth of an apply.
+  using Cells = absl::flat_hash_map<Cell, Counters>;
 
   void add(const FamilyIds& ids, int64_t minute, const Counters& c) {
     for (std::size_t f = 0; f < kFamilyCount; ++f) minutes_[{f, minute, ids[f]}] += c;

@@ -8,10 +8,12 @@
 // a miss falls back to the sessions table, a failed transaction clears it.
 #pragma once
 
+#include <absl/container/node_hash_map.h>
+
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "rollup_deltas.hpp"
 #include "store.hpp"
@@ -39,13 +41,21 @@ struct StoredSession {
 };
 
 // Keyed by session_key(). Node-based: references stay valid while others are added.
-using SessionCache = std::unordered_map<std::string, StoredSession>;
+// Looked up with a key built in a reused buffer: no string allocated a record.
+using SessionCache = absl::node_hash_map<std::string, StoredSession>;
 
-// Length-prefixed, so no server_id can run into the session_id.
+// Length-prefixed, so no server_id can run into the session_id. Into `out`, replacing
+// what it held: the per-record lookups reuse one buffer.
+inline void session_key(std::string_view server_id, std::string_view session_id, std::string& out) {
+  char length[24];
+  const auto end = std::to_chars(length, length + sizeof length, server_id.size()).ptr;
+  out.assign(length, end);
+  out.push_back(':');
+  out.append(server_id).append(session_id);
+}
 inline std::string session_key(std::string_view server_id, std::string_view session_id) {
-  std::string k = std::to_string(server_id.size());
-  k.push_back(':');
-  k.append(server_id).append(session_id);
+  std::string k;
+  session_key(server_id, session_id, k);
   return k;
 }
 

@@ -3,9 +3,10 @@
 // thread that applies the inbox uses it (under SqliteStore's writer mutex).
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <array>
 #include <string>
-#include <unordered_map>
 
 #include "session_cache.hpp"
 #include "sqlite_database.hpp"
@@ -19,7 +20,7 @@ struct SqliteWriter {
       keep_damaged;
   std::array<Statement, kFamilyCount> insert_dims;
   std::array<std::array<Statement, kRollupLevelCount>, kFamilyCount> upsert_rollup;
-  std::array<std::unordered_map<std::string, int64_t>, kFamilyCount> dims_ids;
+  std::array<absl::flat_hash_map<std::string, int64_t>, kFamilyCount> dims_ids;  // by dims key
   SessionCache sessions;
   // The id of the next new session: the writer chooses it (max(id) + 1 when prepared),
   // so a session new in an apply is inserted once, with its latest record, at the end.
