@@ -53,7 +53,8 @@ class InboxHandoff {
   // takes some or `limit` has passed. Ingest so keeps to the pace of the applier rather
   // than running ahead of it into rows it must read back from the file, and leaves it
   // the CPU it needs; a stalled applier slows ingest by `limit` a batch, never stops it.
-  void wait_for_room(std::chrono::milliseconds limit);
+  // False when the limit passed first.
+  bool wait_for_room(std::chrono::milliseconds limit);
 
  private:
   struct Entry {

@@ -3,8 +3,11 @@
 // handoff. Expected values come from brute force or by hand.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <optional>
 #include <random>
+#include <thread>
 
 #include "attribution.hpp"
 #include "batch_decoder.hpp"
@@ -463,6 +466,32 @@ TEST(InboxHandoff, RowsOfAFailedApplyAreReadFromTheFileNext) {
   EXPECT_TRUE(again.held.empty());
   EXPECT_EQ(again.file_through, 2);
   EXPECT_EQ(ids_of(handoff.take(2, 3, 100).held), (std::vector<int64_t>{3}));
+}
+
+// Ingest waits while the handoff is full; the applier taking rows (or a failed apply
+// dropping them) lets it go on. A missing wake-up holds the waiter past the test's timeout.
+TEST(InboxHandoff, AFullHandoffHoldsIngestUntilTheApplierTakesRows) {
+  InboxHandoff handoff(4, 0);
+  EXPECT_TRUE(handoff.wait_for_room(std::chrono::minutes(10)));  // room: no wait
+  handoff.publish(handoff_rows({{1, 2}, {2, 2}}));
+  EXPECT_FALSE(handoff.wait_for_room(std::chrono::milliseconds(1)));  // full: the limit passes
+  for (const bool by_failed_apply : {false, true}) {
+    std::atomic<bool> waiting{false};
+    std::optional<bool> room;
+    std::thread ingest([&] {
+      waiting = true;
+      room = handoff.wait_for_room(std::chrono::minutes(10));
+    });
+    while (!waiting) std::this_thread::yield();
+    if (by_failed_apply) {
+      handoff.not_applied(4);
+    } else {
+      EXPECT_EQ(ids_of(handoff.take(0, 2, 2).held), (std::vector<int64_t>{1}));
+    }
+    ingest.join();
+    EXPECT_EQ(room, true);
+    handoff.publish(handoff_rows({{3, 2}, {4, 2}}));  // full again
+  }
 }
 
 // After a restart the rows that wait were written by the last process: only in the file.
