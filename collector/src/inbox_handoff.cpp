@@ -53,9 +53,9 @@ void InboxHandoff::not_applied(int64_t through) {
   room_.notify_all();
 }
 
-bool InboxHandoff::wait_for_room(std::chrono::milliseconds limit) {
+bool InboxHandoff::wait_while_holding(int64_t records, std::chrono::milliseconds limit) {
   std::unique_lock lock(mutex_);
-  return room_.wait_for(lock, limit, [&] { return held_records_ < max_records_; });
+  return room_.wait_for(lock, limit, [&] { return held_records_ < records; });
 }
 
 void InboxHandoff::drop_through(int64_t id) {

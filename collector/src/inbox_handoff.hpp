@@ -49,12 +49,13 @@ class InboxHandoff {
   // their records went with it; the next take() sends it to the file for them.
   void not_applied(int64_t through);
 
-  // Acknowledging, before a batch: waits while max_records are held, until the applier
-  // takes some or `limit` has passed. Ingest so keeps to the pace of the applier rather
-  // than running ahead of it into rows it must read back from the file, and leaves it
-  // the CPU it needs; a stalled applier slows ingest by `limit` a batch, never stops it.
-  // False when the limit passed first.
-  bool wait_for_room(std::chrono::milliseconds limit);
+  // Acknowledging, before a batch: waits while `records` or more are held, until the
+  // applier takes them or `limit` has passed. Ingest so keeps to the pace of the applier
+  // rather than running ahead of it (into rows it must read back from the file, and a
+  // backlog it applies alone after the last batch), and leaves it the CPU it needs; a
+  // stalled applier slows ingest by `limit` a batch, never stops it. `records` must wake
+  // the applier (SqliteStore passes what does). False when the limit passed first.
+  bool wait_while_holding(int64_t records, std::chrono::milliseconds limit);
 
  private:
   struct Entry {

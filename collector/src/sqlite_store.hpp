@@ -63,7 +63,7 @@ inline constexpr auto kApplyDelay = std::chrono::seconds(1);
 // held in memory, ~1 KiB a record, and so are up to as many records handed from
 // acknowledging to the applier (inbox_handoff.hpp).
 inline constexpr int64_t kApplyChunkRecords = 100'000;
-// How long a batch waits for the applier when the inbox handoff is full, at most.
+// How long a batch waits for the applier to take the records handed to it, at most.
 inline constexpr auto kHandoffWait = std::chrono::seconds(1);
 
 class SqliteStore final : public Store {

@@ -468,19 +468,21 @@ TEST(InboxHandoff, RowsOfAFailedApplyAreReadFromTheFileNext) {
   EXPECT_EQ(ids_of(handoff.take(2, 3, 100).held), (std::vector<int64_t>{3}));
 }
 
-// Ingest waits while the handoff is full; the applier taking rows (or a failed apply
-// dropping them) lets it go on. A missing wake-up holds the waiter past the test's timeout.
-TEST(InboxHandoff, AFullHandoffHoldsIngestUntilTheApplierTakesRows) {
-  InboxHandoff handoff(4, 0);
-  EXPECT_TRUE(handoff.wait_for_room(std::chrono::minutes(10)));  // room: no wait
+// Ingest waits while the handoff holds as many records as wake the applier; the applier
+// taking rows (or a failed apply dropping them) lets it go on. A missing wake-up holds
+// the waiter past the test's timeout.
+TEST(InboxHandoff, IngestWaitsWhileTheApplierHasEnoughToTake) {
+  InboxHandoff handoff(100, 0);
+  EXPECT_TRUE(handoff.wait_while_holding(4, std::chrono::minutes(10)));  // none held: no wait
   handoff.publish(handoff_rows({{1, 2}, {2, 2}}));
-  EXPECT_FALSE(handoff.wait_for_room(std::chrono::milliseconds(1)));  // full: the limit passes
+  EXPECT_FALSE(handoff.wait_while_holding(4, std::chrono::milliseconds(1)));  // 4 held: the limit passes
+  EXPECT_TRUE(handoff.wait_while_holding(5, std::chrono::minutes(10)));
   for (const bool by_failed_apply : {false, true}) {
     std::atomic<bool> waiting{false};
     std::optional<bool> room;
     std::thread ingest([&] {
       waiting = true;
-      room = handoff.wait_for_room(std::chrono::minutes(10));
+      room = handoff.wait_while_holding(4, std::chrono::minutes(10));
     });
     while (!waiting) std::this_thread::yield();
     if (by_failed_apply) {
@@ -490,7 +492,7 @@ TEST(InboxHandoff, AFullHandoffHoldsIngestUntilTheApplierTakesRows) {
     }
     ingest.join();
     EXPECT_EQ(room, true);
-    handoff.publish(handoff_rows({{3, 2}, {4, 2}}));  // full again
+    handoff.publish(handoff_rows({{3, 2}, {4, 2}}));  // 4 held again (with row 2, or alone)
   }
 }
 
