@@ -21,7 +21,8 @@
 //     acknowledged), and at open and close (a process killed with -9 leaves rows: they
 //     are applied at the next open). A failure leaves the rows for the next try. The
 //     records of the rows a group committed reach the applier in memory, decoded
-//     (inbox_handoff.hpp); it reads the file for the others.
+//     (inbox_handoff.hpp); it reads the file for the others. A batch waits (up to
+//     kHandoffWait) while the handoff holds what wakes the applier: ingest keeps its pace.
 // The two files have a write lock each, so acknowledging goes on while the applier
 // writes (on a 2-core machine that doubled ingest). The acknowledging thread holds
 // inbox_mutex_, the applier writer_mutex_; the applier never takes inbox_mutex_ while it
