@@ -53,6 +53,10 @@ constexpr const char* kNotUnsigned = "must be an unsigned integer";
 constexpr const char* kTooLong = "is too long";
 constexpr const char* kNotTags = "must be an object of strings";
 constexpr const char* kNotEndReason = "must be null or one of client, server, timeout, error, recovered";
+constexpr const char* kNotState = "must be one of open, closed";
+constexpr const char* kNotType = "must be one of play, publish";
+constexpr const char* kNotProtocol =
+    "must be one of rtmp, hls, dash, http-progressive, http-flv, rtsp, srt, webrtc, tcp, udp, other";
 
 // SAX events of one line -> the record. Never stops the parse for a wrong field (a
 // malformed line must still say "malformed JSON"), only for excessive depth.
@@ -69,7 +73,6 @@ class RecordHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Rec
     for (std::size_t f = 0; f < kFieldCount; ++f) {
       const std::string name(kFieldNames[f]);
       if (!(seen_ & (1u << f)) && kRequired[f]) return "missing field \"" + name + "\"";
-      if (problem_[f] == kEnumProblem) return "field \"" + name + "\" must be one of " + accepted(static_cast<Field>(f));
       if (problem_[f]) return "field \"" + name + "\" " + problem_[f];
     }
     return {};
@@ -109,9 +112,9 @@ class RecordHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Rec
         break;
       case kUserId: nullable_text(r_.user_id, v); break;
       case kToken: nullable_text(r_.token, v); break;
-      case kState: enumeration(r_.state, parse_session_state(v)); break;
-      case kType: enumeration(r_.type, parse_session_type(v)); break;
-      case kProtocol: enumeration(r_.protocol, parse_protocol(v)); break;
+      case kState: enumeration(r_.state, parse_session_state(v), kNotState); break;
+      case kType: enumeration(r_.type, parse_session_type(v), kNotType); break;
+      case kProtocol: enumeration(r_.protocol, parse_protocol(v), kNotProtocol); break;
       case kEndReason:
         if (auto reason = parse_end_reason(v)) r_.end_reason = *reason;
         else refuse(kEndReason, kNotEndReason);
@@ -140,15 +143,6 @@ class RecordHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Rec
 
  private:
   static constexpr Field kIgnored = kFieldCount;  // an unknown or repeated name
-  static constexpr const char* kEnumProblem = "";  // marker: the message lists the names
-
-  static std::string accepted(Field f) {
-    switch (f) {
-      case kState: return "open, closed";
-      case kType: return "play, publish";
-      default: return "rtmp, hls, dash, http-progressive, http-flv, rtsp, srt, webrtc, tcp, udp, other";
-    }
-  }
 
   // Records come in encode order, so the name expected next matches in one
   // comparison; anything else is searched for. A name seen twice keeps its first value.
@@ -244,9 +238,9 @@ class RecordHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Rec
     out.emplace(v);
   }
   template <class E>
-  void enumeration(E& out, std::optional<E> parsed) {
+  void enumeration(E& out, std::optional<E> parsed, const char* not_one_of) {
     if (parsed) out = *parsed;
-    else refuse(field_, kEnumProblem);
+    else refuse(field_, not_one_of);
   }
 
   void add_tag(std::string_view value) {
