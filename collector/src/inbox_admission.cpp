@@ -57,7 +57,7 @@ Admission::~Admission() {
 Status Admission::begin_reads() {
   if (reading_) return Status::Ok();
   // Deferred: the snapshot is taken at the first read, after applied_through() was set
-  // for this group, so it holds every apply that made a waiting seq forgettable.
+  // for this group, so it holds every apply that made an admitted seq forgettable.
   if (Status s = exec_sql_status(db_.get(), "BEGIN"); !s) return s;
   reading_ = true;
   return Status::Ok();
@@ -68,27 +68,48 @@ void Admission::end_reads() {
   reading_ = false;
 }
 
-Status Admission::look_up_point(const Seen& seen, int64_t seq, bool& found) {
-  if (Status s = begin_reads(); !s) return s;
-  if (Status s = read_chain(read_chain_, seen.session, chain_); !s) return s;
-  found = chain_holds(chain_, seq);
-  return Status::Ok();
-}
-
 Status Admission::look_up_session(const SessionRecord& r, Seen& seen) {
   if (Status s = begin_reads(); !s) return s;
-  // The group's snapshot holds every apply through applied_through_: all that prune
-  // has dropped so far.
-  seen.applied_since_read = false;
+  // The group's snapshot holds every apply through applied_through_: all that trim()
+  // has forgotten so far.
   return find_session_.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
     seen.session = q.int64(0);
-    seen.max_seq = std::max(seen.max_seq, q.int64(1));
+    seen.look_up_through = std::max(seen.look_up_through, q.int64(1));
   });
 }
 
-void Admission::prune(Seen& seen) const {
-  if (std::erase_if(seen.waiting, [&](const Waiting& w) { return w.row <= applied_through_; }) > 0)
-    seen.applied_since_read = true;
+Status Admission::look_up_point(const SessionRecord& r, Seen& seen, bool& found) {
+  found = false;
+  // Forgotten seqs were applied, which made the session's row, after the read that
+  // did not find it.
+  if (seen.session == 0)
+    if (Status s = look_up_session(r, seen); !s) return s;
+  if (seen.session == 0) return Status::Ok();  // nothing of it applied: not in a chain
+  if (Status s = begin_reads(); !s) return s;
+  if (Status s = read_chain(read_chain_, seen.session, chain_); !s) return s;
+  found = chain_holds(chain_, r.seq);
+  return Status::Ok();
+}
+
+std::vector<Admission::Admitted>::iterator Admission::position(std::vector<Admitted>& admitted, int64_t seq) {
+  return std::lower_bound(admitted.begin(), admitted.end(), seq,
+                          [](const Admitted& a, int64_t s) { return a.seq < s; });
+}
+
+bool Admission::all_applied(const Seen& seen) const {
+  return std::all_of(seen.admitted.begin(), seen.admitted.end(),
+                     [&](const Admitted& a) { return a.row <= applied_through_; });
+}
+
+void Admission::trim(Seen& seen) const {
+  if (seen.admitted.size() < 2 * kKeepAdmitted) return;
+  const auto older = seen.admitted.end() - kKeepAdmitted;
+  const auto kept = std::remove_if(seen.admitted.begin(), older, [&](const Admitted& a) {
+    if (a.row > applied_through_) return false;
+    seen.look_up_through = std::max(seen.look_up_through, a.seq);
+    return true;
+  });
+  seen.admitted.erase(kept, older);
 }
 
 Result<bool> Admission::admit(const SessionRecord& r) {
@@ -104,16 +125,11 @@ Result<bool> Admission::admit(const SessionRecord& r) {
     it = seen_.emplace(key_, std::move(fresh)).first;
   }
   Seen& seen = it->second;
-  prune(seen);
-  bool duplicate = false;
-  if (r.seq <= seen.max_seq) {  // a re-send or a late update
-    duplicate = std::any_of(seen.waiting.begin(), seen.waiting.end(), [&](const Waiting& w) { return w.seq == r.seq; });
-    // Not waiting: applied, or never seen. The session's row exists once any of its
-    // records is applied; it may have been applied since admission last looked.
-    Status st = Status::Ok();
-    if (!duplicate && seen.session == 0 && seen.applied_since_read) st = look_up_session(r, seen);
-    if (st && !duplicate && seen.session != 0) st = look_up_point(seen, r.seq, duplicate);
-    if (!st) {
+  trim(seen);  // first: what it forgets is no longer where position() looks
+  const auto at = position(seen.admitted, r.seq);
+  bool duplicate = at != seen.admitted.end() && at->seq == r.seq;
+  if (!duplicate && r.seq <= seen.look_up_through) {  // a re-send of an applied seq, or late
+    if (Status st = look_up_point(r, seen, duplicate); !st) {
       if (inserted) seen_.erase(it);
       return Error{st.error()};
     }
@@ -122,26 +138,23 @@ Result<bool> Admission::admit(const SessionRecord& r) {
     if (inserted) seen_.erase(it);
     return false;
   }
-  undo_.push_back({&*it, inserted, seen.max_seq});
-  seen.waiting.push_back({r.seq, kNoRow});
-  seen.max_seq = std::max(seen.max_seq, r.seq);
+  seen.admitted.insert(at, {r.seq, kNoRow});
+  undo_.push_back({&*it, inserted, r.seq});
   return true;
 }
 
 void Admission::admitted_into(int64_t row) {
   for (std::size_t i = batch_mark_; i < undo_.size(); ++i)
-    for (auto w = undo_[i].entry->second.waiting.rbegin(); w != undo_[i].entry->second.waiting.rend() && w->row == kNoRow; ++w)
-      w->row = row;
+    position(undo_[i].entry->second.admitted, undo_[i].seq)->row = row;
 }
 
 void Admission::begin_group() {
   group_mark_ = batch_mark_ = undo_.size();
-  // Bounded memory: past the bound, sessions with nothing waiting are forgotten (a
-  // later record of theirs costs one indexed read again).
+  // Bounded memory: past the bound, sessions whose admitted seqs are all applied are
+  // forgotten (a later record of theirs costs one indexed read again).
   if (seen_.size() > kMaxCachedSessions && undo_.empty())
     for (auto it = seen_.begin(); it != seen_.end();) {
-      prune(it->second);
-      if (it->second.waiting.empty())
+      if (all_applied(it->second))
         seen_.erase(it++);  // erasing leaves the other iterators valid
       else
         ++it;
@@ -153,8 +166,8 @@ void Admission::undo_to(std::size_t mark) {
   while (undo_.size() > mark) {
     const Undo u = undo_.back();
     undo_.pop_back();
-    u.entry->second.waiting.pop_back();
-    u.entry->second.max_seq = u.max_seq_before;
+    std::vector<Admitted>& admitted = u.entry->second.admitted;
+    admitted.erase(position(admitted, u.seq));
     if (u.inserted) {
       const std::string key = u.entry->first;  // not a reference into the node being erased
       seen_.erase(key);

@@ -3,16 +3,18 @@
 //
 // A record is a duplicate when its (server_id, session_id, seq) was seen before:
 // either it was admitted into the inbox, or it is applied (its seq is in the session's
-// update chain). Every applied record was admitted first, so what admission remembers
-// of a session — the highest seq applied when it first looked, raised by every seq
-// admitted since — is never below the truth: a seq above it (the next update, the
-// common case) is new without reading anything. A seq at or below it is a re-send or
-// a late update: it is looked up among the seqs that wait in the inbox, then in the
-// chain.
+// update chain). Every applied record was admitted first, and every record goes
+// through this one Admission, so what it remembers of a session — the seqs admitted
+// since it read the session's row, and a bound at or below which the chain may hold
+// others — answers most records without reading anything: an admitted seq is a
+// duplicate, a seq above the bound and not admitted is new. That covers the next
+// update (the common case) and updates arriving out of order (batches sent over
+// several connections). Only a seq at or below the bound that was not admitted since
+// (a re-send of something applied long ago) is looked up in the chain.
 //
 // Admission reads the store through its own read-only connection: the applier writes
-// the store at the same time. A waiting seq is forgotten only once the transaction that
-// applied its inbox row has committed (applied_through), so the chain lookup sees it.
+// the store at the same time. An admitted seq is forgotten only once the transaction
+// that applied its inbox row has committed (applied_through), so the chain lookup sees it.
 // What a batch admitted is forgotten again when the batch or its group fails to commit.
 //
 // A session admission has not seen is looked up in the store only when the session key
@@ -68,26 +70,34 @@ class Admission {
 
  private:
   static constexpr int64_t kNoRow = INT64_MAX;  // admitted by the batch in progress
-  struct Waiting {
+  // A session keeps its admitted seqs while it has few; at 2 * kKeepAdmitted, the
+  // applied ones below its newest kKeepAdmitted are forgotten into the bound. Enough for
+  // the updates of a session that batches in flight at once hold; small, as it is kept
+  // for every session seen (up to kMaxCachedSessions).
+  static constexpr std::size_t kKeepAdmitted = 4;
+  struct Admitted {
     int64_t seq;
     int64_t row;  // inbox row, kNoRow until admitted_into()
   };
   struct Seen {
-    int64_t session = 0;                 // sessions.id; 0 when not applied when last looked
-    int64_t max_seq = INT64_MIN;         // highest seq applied or admitted
-    std::vector<Waiting> waiting;        // admitted, not known to be applied
-    // A waiting seq was applied since the store was read: with session 0 the store may
-    // hold the session now. Without it, it still does not (only an apply of one of the
-    // session's records makes its row), so a late seq not waiting is new, unread.
-    bool applied_since_read = false;
+    int64_t session = 0;  // sessions.id; 0 when the store did not hold it when read
+    // The chain holds no seq above this one that is not in `admitted`: the highest seq
+    // applied when the row was read, raised by every applied seq forgotten since.
+    int64_t look_up_through = INT64_MIN;
+    std::vector<Admitted> admitted;  // by seq; every one not known to be applied
   };
   Admission() = default;
   Status look_up_session(const SessionRecord& r, Seen& seen);
-  Status look_up_point(const Seen& seen, int64_t seq, bool& found);
+  // Whether the chain holds a seq not admitted since the read; reads the row first
+  // when the session was not in the store then.
+  Status look_up_point(const SessionRecord& r, Seen& seen, bool& found);
   Status begin_reads();
   void end_reads();
-  // Drops the waiting seqs whose rows are applied.
-  void prune(Seen& seen) const;
+  // Where seq is, or would be, in a session's admitted seqs.
+  static std::vector<Admitted>::iterator position(std::vector<Admitted>& admitted, int64_t seq);
+  bool all_applied(const Seen& seen) const;
+  // Forgets applied seqs into look_up_through when the session holds many.
+  void trim(Seen& seen) const;
   void undo_to(std::size_t mark);
 
   SqliteDb db_;
@@ -103,13 +113,13 @@ class Admission {
   std::atomic<bool> keys_loaded_{false}, stop_loading_{false};
   std::thread loader_;
   int64_t applied_through_ = 0;
-  // What one admission did: added a seq to an entry (pop it, restore max_seq), after
-  // inserting the entry (then erase it). Pointers, not iterators: they stay valid when
-  // the map rehashes.
+  // What one admission did: added a seq to an entry (remove it), after inserting the
+  // entry (then erase it). Pointers, not iterators: they stay valid when the map
+  // rehashes. What reads and forgetting learned stays true, so it is not undone.
   struct Undo {
     absl::node_hash_map<std::string, Seen>::value_type* entry;
     bool inserted;
-    int64_t max_seq_before;
+    int64_t seq;
   };
   std::vector<Undo> undo_;
   std::size_t group_mark_ = 0, batch_mark_ = 0;

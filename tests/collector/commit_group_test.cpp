@@ -564,6 +564,109 @@ TEST(Inbox, ALateUpdateAppliedAfterItsSuccessorsCountsAsInOrder) {
   EXPECT_EQ(answers(*store), answers(*reference));
 }
 
+// Admission judges each record against everything admitted before it, whatever the
+// order: next updates, gaps, updates arriving before earlier ones, re-sends of records
+// applied long ago (sessions with more seqs than admission keeps), repeats inside a
+// batch, batches refused after admitting (undone), applies in between and a restart.
+// The verdicts and the stored update chains are those of a plain set of seen seqs.
+TEST(Admission, EveryVerdictIsThatOfTheSetOfSeqsSeenWhateverTheOrder) {
+  test::TempDir dir;
+  const std::string path = dir.file("admission.db");
+  auto store = open_store_at(path);
+  std::mt19937_64 rng(11);
+  constexpr int kSessions = 6, kBatches = 700;
+  std::set<std::pair<int, int64_t>> seen;  // the truth
+  std::vector<int64_t> highest(kSessions, -1);
+  // Some batches are refused by the inbox after their records were admitted.
+  std::string refused_keys;
+  for (int b = 0; b < kBatches; b += 9) refused_keys += (refused_keys.empty() ? "'k" : ", 'k") + std::to_string(b) + "'";
+  {
+    auto db = open_database(path + "-inbox", false);
+    ASSERT_TRUE(exec_sql_status(db->get(), ("CREATE TRIGGER refuse BEFORE INSERT ON batches WHEN NEW.idempotency_key "
+                                            "IN (" + refused_keys + ") BEGIN SELECT RAISE(ABORT, 'refused'); END").c_str())
+                    .ok());
+  }
+  int64_t late_accepted = 0, old_resends_refused = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    IngestBatch batch;
+    batch.idempotency_key = "k" + std::to_string(b);
+    std::vector<std::pair<int, int64_t>> points;
+    for (int n = 1 + static_cast<int>(rng() % 20); n > 0; --n) {
+      int session = static_cast<int>(rng() % kSessions);
+      int64_t seq = 0;
+      switch (rng() % 10) {
+        case 0: case 1: case 2: case 3: seq = highest[session] + 1 + static_cast<int64_t>(rng() % 3); break;  // next, gaps
+        case 4: case 5: seq = highest[session] + 2 + static_cast<int64_t>(rng() % 6); break;  // ahead of what is missing
+        case 6: case 7: seq = static_cast<int64_t>(rng() % static_cast<uint64_t>(highest[session] + 2)); break;  // any earlier
+        case 8: seq = std::max<int64_t>(0, highest[session] - static_cast<int64_t>(rng() % 4)); break;  // a recent one again
+        default:
+          if (!points.empty()) std::tie(session, seq) = points[rng() % points.size()];  // repeated in the batch
+      }
+      if (seq > highest[session]) highest[session] = seq;
+      IngestRecord in;
+      in.record.server_id = "edge";
+      in.record.session_id = "s-" + std::to_string(session);
+      in.record.host = "edge.example.net";
+      in.record.type = SessionType::Play;
+      in.record.protocol = Protocol::Hls;
+      in.record.stream = "live/a";
+      in.record.client_ip = "10.0.0.1";
+      in.record.started_at = kStart;
+      in.record.seq = seq;
+      in.record.updated_at = kStart + (seq + 1) * 1'000;
+      in.record.bytes_out = static_cast<uint64_t>(seq) * 1'000;
+      derive(in);
+      batch.records.push_back(std::move(in));
+      points.emplace_back(session, seq);
+    }
+    const bool refused = b % 9 == 0;
+    int64_t expect_new = 0;
+    std::set<std::pair<int, int64_t>> in_batch;
+    for (const auto& p : points) {
+      const bool fresh = !seen.contains(p) && in_batch.insert(p).second;
+      expect_new += fresh;
+      if (fresh && p.second < highest[p.first] - 20) ++late_accepted;
+      if (!fresh && !in_batch.contains(p) && p.second < highest[p.first] - 20) ++old_resends_refused;
+    }
+    auto outcome = store->ingest(std::move(batch));
+    if (refused) {
+      EXPECT_FALSE(outcome.ok()) << "batch " << b;
+    } else {
+      ASSERT_TRUE(outcome.ok()) << "batch " << b << ": " << outcome.error();
+      EXPECT_EQ(outcome->accepted, expect_new) << "batch " << b;
+      EXPECT_EQ(outcome->duplicates, static_cast<int64_t>(points.size()) - expect_new) << "batch " << b;
+      seen.insert(in_batch.begin(), in_batch.end());
+    }
+    if (rng() % 4 == 0) {
+      ASSERT_TRUE(store->apply_inbox().ok());
+    }
+    if (b == kBatches / 2) {  // a restart: admission starts from the store alone
+      store.reset();
+      store = open_store_at(path);
+    }
+  }
+  // The cases that need the chain happened, many times.
+  EXPECT_GT(late_accepted, 50);
+  EXPECT_GT(old_resends_refused, 50);
+
+  ASSERT_TRUE(store->apply_inbox().ok());
+  auto db = open_database(path, true);
+  Statement find(db->get(), "SELECT id FROM sessions WHERE session_id = ?1");
+  Statement select(db->get(), kReadChainSql);
+  for (int session = 0; session < kSessions; ++session) {
+    ASSERT_TRUE(find.bind(1, "s-" + std::to_string(session)).step());
+    const int64_t id = find.int64(0);
+    find.reset();
+    std::vector<UpdatePoint> chain;
+    ASSERT_TRUE(read_chain(select, id, chain).ok());
+    std::vector<int64_t> stored, expected;
+    for (const UpdatePoint& p : chain) stored.push_back(p.seq);
+    for (const auto& [s, seq] : seen)
+      if (s == session) expected.push_back(seq);
+    EXPECT_EQ(stored, expected) << "session " << session;
+  }
+}
+
 // A late update's point is a row of its own, after the row that holds its neighbours:
 // the chain comes back in seq order all the same.
 TEST(UpdateChain, ReadChainMergesRowsInSeqOrder) {
