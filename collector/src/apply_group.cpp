@@ -137,6 +137,7 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
   if (!found) {
     found = stored_from(in, w_.next_session_id++, ids), inserted = true;
     found->pending = {&in, false, true};
+    found->before_last = UpdatePoint{INT64_MIN, r.started_at, 0, 0};
   }
   return &*w_.sessions.emplace(session_key_, *found).first;
 }
@@ -176,33 +177,19 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
   if (!entry) return Error{entry.error()};
   StoredSession& s = (*entry)->second;
   touched_.push_back(*entry);
-
-  const bool newest = inserted || r.seq > s.seq;
-  std::optional<std::vector<UpdatePoint>> chain;  // with this point, once read
-  if (newest) {
-    // Above the chain's highest seq, so new: inserted later, in (session, seq) order.
-    points_.emplace_back(s.id, point);
-  } else {
-    // At or below it: a re-send or a late update; the chain decides. A late update's
-    // point gets a row of its own (no row starts at a seq the chain holds).
-    auto read = chain_of(s.id);
-    if (!read) return Error{read.error()};
-    if (chain_holds(*read, point.seq)) return false;
-    if (Status st = write_chain_row(w_.insert_update, s.id, std::span(&point, 1), chain_row_); !st)
-      return Error{st.error()};
-    chain = std::move(*read);
-    chain->insert(std::upper_bound(chain->begin(), chain->end(), point,
-                                   [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; }),
-                  point);
-  }
+  const bool play = r.type == SessionType::Play;
   if (inserted) {  // the row holds this record already
-    attribute_session({r.started_at, r.type == SessionType::Play, {point}}, +1, deltas_.sink_for(*ids));
+    points_.emplace_back(s.id, point);
+    attribute_session({r.started_at, play, {point}}, +1, deltas_.sink_for(*ids));
     return true;
   }
-  const bool play = r.type == SessionType::Play;
+
+  const bool newest = r.seq > s.seq;
+  const UpdatePoint latest{s.seq, s.last_t, s.bytes_in, s.bytes_out};
   if (newest && *ids == s.dims && r.started_at == s.started_at && play == s.play) {
     // The common case: the next update of a session. Attribute the new interval
     // and move the session's end; nothing else changes.
+    points_.emplace_back(s.id, point);  // above the chain's highest seq: new
     attribute_interval(s.last_t, point.t, point.bytes_in - s.bytes_in, point.bytes_out - s.bytes_out, +1,
                        deltas_.sink_for(*ids));
     Counters end;
@@ -210,31 +197,67 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
     deltas_.add(*ids, floor_to(std::max(s.started_at, s.last_t), kMinuteMs), end);
     end.ends = 1;
     deltas_.add(*ids, floor_to(std::max(r.started_at, point.t), kMinuteMs), end);
-  } else {
-    // A late (lower seq) update or a changed session: replace the session's whole
-    // contribution, computed from the chain before and after.
-    if (!chain) {  // a newest record: its point waits in points_, chain_of() writes it first
-      auto read = chain_of(s.id);
-      if (!read) return Error{read.error()};
-      chain = std::move(*read);
-    }
-    SessionShape after{newest ? r.started_at : s.started_at, newest ? play : s.play, *chain};
-    SessionShape before = after;
-    before.started_at = s.started_at;
-    before.play = s.play;
-    std::erase_if(before.chain, [&](const UpdatePoint& p) { return p.seq == point.seq; });
-    attribute_session(before, -1, deltas_.sink_for(s.dims));
-    attribute_session(after, +1, deltas_.sink_for(newest ? *ids : s.dims));
-    if (newest) s.pending.full = true;
+    replace_row(s, in, *ids, latest);
+    return true;
   }
-  if (newest) {  // the row will hold this record
-    PendingRow pending = s.pending;
-    pending.record = &in;
-    s = stored_from(in, s.id, *ids);
-    s.pending = pending;
+  if (!newest && s.before_last && point.seq > s.before_last->seq) {
+    // A late update just below the latest (batches acknowledged out of order): no seq
+    // of the chain lies between the two points, so it is new, and only the interval
+    // between them changes: it is cut in two at the late point.
+    if (point.seq == s.seq) return false;
+    const UpdatePoint& before = *s.before_last;
+    const MinuteSink sink = deltas_.sink_for(s.dims);
+    attribute_interval(before.t, latest.t, latest.bytes_in - before.bytes_in, latest.bytes_out - before.bytes_out,
+                       -1, sink);
+    attribute_interval(before.t, point.t, point.bytes_in - before.bytes_in, point.bytes_out - before.bytes_out, +1,
+                       sink);
+    attribute_interval(point.t, latest.t, latest.bytes_in - point.bytes_in, latest.bytes_out - point.bytes_out, +1,
+                       sink);
+    points_.emplace_back(s.id, point);
+    s.before_last = point;
+    return true;
   }
 
+  // Otherwise the chain decides: a late update further back, a re-send, or a changed
+  // session (start, type or dimensions), whose whole contribution is replaced, computed
+  // from the chain before and after. The points waiting in points_ are written first,
+  // so the chain read holds them.
+  auto read = chain_of(s.id);
+  if (!read) return Error{read.error()};
+  std::vector<UpdatePoint> chain = std::move(*read);
+  if (!newest) {
+    if (chain_holds(chain, point.seq)) return false;
+    // A late update's point gets a row of its own (no row starts at a seq the chain holds).
+    if (Status st = write_chain_row(w_.insert_update, s.id, std::span(&point, 1), chain_row_); !st)
+      return Error{st.error()};
+  } else {
+    points_.emplace_back(s.id, point);  // above the chain's highest seq: new
+  }
+  SessionShape before{s.started_at, s.play, chain};
+  chain.insert(std::upper_bound(chain.begin(), chain.end(), point,
+                                [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; }),
+               point);
+  SessionShape after{newest ? r.started_at : s.started_at, newest ? play : s.play, std::move(chain)};
+  attribute_session(before, -1, deltas_.sink_for(s.dims));
+  attribute_session(after, +1, deltas_.sink_for(newest ? *ids : s.dims));
+  const std::size_t n = after.chain.size();
+  const UpdatePoint before_last = n > 1 ? after.chain[n - 2] : UpdatePoint{INT64_MIN, after.started_at, 0, 0};
+  if (newest) {
+    s.pending.full = true;
+    replace_row(s, in, *ids, before_last);
+  } else {
+    s.before_last = before_last;
+  }
   return true;
+}
+
+void ApplyGroup::replace_row(StoredSession& s, const IngestRecord& in, const FamilyIds& ids,
+                             const UpdatePoint& before_last) {
+  PendingRow pending = s.pending;
+  pending.record = &in;
+  s = stored_from(in, s.id, ids);
+  s.pending = pending;
+  s.before_last = before_last;
 }
 
 Status ApplyGroup::write() {

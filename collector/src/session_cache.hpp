@@ -12,6 +12,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,10 @@ struct StoredSession {
   FamilyIds dims{};
   bool play = false;
   bool closed = false;     // the row's record closed the session
+  // The chain's point before the latest, when known (not for a session read from its
+  // row); when the latest is the only point, the session's start (seq INT64_MIN at
+  // started_at, no bytes). A late update between the two is attributed from them alone.
+  std::optional<UpdatePoint> before_last;
   PendingRow pending;      // set only while an apply transaction runs
 };
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -562,6 +563,50 @@ TEST(Inbox, ALateUpdateAppliedAfterItsSuccessorsCountsAsInOrder) {
   ASSERT_TRUE(duplicates.ok()) << duplicates.error();
   EXPECT_EQ(duplicates->duplicates, static_cast<int64_t>(late.records.size()));
   EXPECT_EQ(answers(*store), answers(*reference));
+}
+
+// Updates applied just after their successor, their session still open (their batches
+// were acknowledged after the next one): the applier cuts the interval between the two
+// points it knows in two, without reading the chain, and the answers are those of the
+// updates applied in order. Two late updates of a session (each cuts the interval the
+// one before it left), and a late one before the session's only point.
+TEST(Inbox, AnUpdateAppliedJustAfterItsSuccessorCountsAsInOrder) {
+  test::TempDir dir;
+  auto batches = make_batches(200, 40);
+  std::map<std::string, int64_t> highest;  // seq per session, once the closing updates are gone
+  for (IngestBatch& b : batches) {
+    std::erase_if(b.records, [](const IngestRecord& in) { return in.record.state == SessionState::Closed; });
+    for (IngestRecord& in : b.records) {
+      if (in.record.seq % 2 == 1) in.record.bytes_out += 700'000;  // uneven: every minute's share moves
+      highest[in.record.session_id] = std::max(highest[in.record.session_id], in.record.seq);
+    }
+  }
+  auto reference = reference_store(dir, batches);
+  IngestBatch late;
+  late.idempotency_key = "late";
+  std::vector<IngestBatch> early = batches;
+  std::size_t after_only_point = 0;
+  for (IngestBatch& b : early)
+    std::erase_if(b.records, [&](const IngestRecord& in) {
+      const int64_t latest = highest[in.record.session_id];
+      const bool held_back = in.record.seq + 1 == latest || in.record.seq + 2 == latest;
+      if (held_back) late.records.push_back(in), after_only_point += latest == 1;
+      return held_back;
+    });
+  ASSERT_GT(after_only_point, 10u);
+  ASSERT_GT(late.records.size() - after_only_point, 10u);
+  auto store = open_store_at(dir.file("late.db"));
+  for (const auto& b : early) ASSERT_TRUE(store->ingest(b).ok());
+  ASSERT_TRUE(store->stats().ok());  // applied: every session's latest before the one below it
+  auto outcome = store->ingest(late);
+  ASSERT_TRUE(outcome.ok()) << outcome.error();
+  EXPECT_EQ(outcome->accepted, static_cast<int64_t>(late.records.size()));
+  EXPECT_EQ(answers(*store), answers(*reference));
+  expect_resend_is_harmless(*store, late);
+  // Once more after a restart: the sessions are read from their rows, the chains decide.
+  store.reset();
+  auto reopened = open_store_at(dir.file("late.db"));
+  EXPECT_EQ(answers(*reopened), answers(*reference));
 }
 
 // Admission judges each record against everything admitted before it, whatever the
