@@ -137,7 +137,7 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
   if (!found) {
     found = stored_from(in, w_.next_session_id++, ids), inserted = true;
     found->pending = {&in, false, true};
-    found->before_last = UpdatePoint{INT64_MIN, r.started_at, 0, 0};
+    found->recent = RecentPoints(r.started_at, {});
   }
   return &*w_.sessions.emplace(session_key_, *found).first;
 }
@@ -197,24 +197,23 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
     deltas_.add(*ids, floor_to(std::max(s.started_at, s.last_t), kMinuteMs), end);
     end.ends = 1;
     deltas_.add(*ids, floor_to(std::max(r.started_at, point.t), kMinuteMs), end);
-    replace_row(s, in, *ids, latest);
+    RecentPoints recent = s.recent;
+    recent.add(latest);
+    replace_row(s, in, *ids, recent);
     return true;
   }
-  if (!newest && s.before_last && point.seq > s.before_last->seq) {
-    // A late update just below the latest (batches acknowledged out of order): no seq
-    // of the chain lies between the two points, so it is new, and only the interval
-    // between them changes: it is cut in two at the late point.
-    if (point.seq == s.seq) return false;
-    const UpdatePoint& before = *s.before_last;
+  if (const auto below = newest || point.seq == s.seq ? std::nullopt : s.recent.just_below(point.seq)) {
+    // A late update among the points known before the latest (batches acknowledged out
+    // of order): no seq of the chain lies between the two it falls between, so it is
+    // new, and only the interval between them changes: it is cut in two at the point.
+    const UpdatePoint& from = s.recent[*below];
+    const UpdatePoint& to = *below + 1 < s.recent.size() ? s.recent[*below + 1] : latest;
     const MinuteSink sink = deltas_.sink_for(s.dims);
-    attribute_interval(before.t, latest.t, latest.bytes_in - before.bytes_in, latest.bytes_out - before.bytes_out,
-                       -1, sink);
-    attribute_interval(before.t, point.t, point.bytes_in - before.bytes_in, point.bytes_out - before.bytes_out, +1,
-                       sink);
-    attribute_interval(point.t, latest.t, latest.bytes_in - point.bytes_in, latest.bytes_out - point.bytes_out, +1,
-                       sink);
+    attribute_interval(from.t, to.t, to.bytes_in - from.bytes_in, to.bytes_out - from.bytes_out, -1, sink);
+    attribute_interval(from.t, point.t, point.bytes_in - from.bytes_in, point.bytes_out - from.bytes_out, +1, sink);
+    attribute_interval(point.t, to.t, to.bytes_in - point.bytes_in, to.bytes_out - point.bytes_out, +1, sink);
     points_.emplace_back(s.id, point);
-    s.before_last = point;
+    s.recent.add(point);
     return true;
   }
 
@@ -240,24 +239,23 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
   SessionShape after{newest ? r.started_at : s.started_at, newest ? play : s.play, std::move(chain)};
   attribute_session(before, -1, deltas_.sink_for(s.dims));
   attribute_session(after, +1, deltas_.sink_for(newest ? *ids : s.dims));
-  const std::size_t n = after.chain.size();
-  const UpdatePoint before_last = n > 1 ? after.chain[n - 2] : UpdatePoint{INT64_MIN, after.started_at, 0, 0};
+  RecentPoints recent(after.started_at, std::span(after.chain).first(after.chain.size() - 1));
   if (newest) {
     s.pending.full = true;
-    replace_row(s, in, *ids, before_last);
+    replace_row(s, in, *ids, recent);
   } else {
-    s.before_last = before_last;
+    s.recent = recent;
   }
   return true;
 }
 
 void ApplyGroup::replace_row(StoredSession& s, const IngestRecord& in, const FamilyIds& ids,
-                             const UpdatePoint& before_last) {
+                             const RecentPoints& recent) {
   PendingRow pending = s.pending;
   pending.record = &in;
   s = stored_from(in, s.id, ids);
   s.pending = pending;
-  s.before_last = before_last;
+  s.recent = recent;
 }
 
 Status ApplyGroup::write() {

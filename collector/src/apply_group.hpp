@@ -51,8 +51,8 @@ class ApplyGroup {
   Result<Entry> find_or_insert(const IngestRecord& in, const FamilyIds& ids, bool& inserted);
   // The session's chain, with the points that wait inserted first.
   Result<std::vector<UpdatePoint>> chain_of(int64_t session);
-  // The session's row will hold this newest record; before_last is the chain's point before it.
-  void replace_row(StoredSession& s, const IngestRecord& in, const FamilyIds& ids, const UpdatePoint& before_last);
+  // The session's row will hold this newest record; `recent` are the chain's points before it.
+  void replace_row(StoredSession& s, const IngestRecord& in, const FamilyIds& ids, const RecentPoints& recent);
   // Inserts the waiting chain points, one row per session, in key order (B-tree friendly).
   Status insert_points();
 

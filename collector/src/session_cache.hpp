@@ -12,10 +12,10 @@
 
 #include <charconv>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 
+#include "recent_points.hpp"
 #include "rollup_deltas.hpp"
 #include "store.hpp"
 
@@ -38,10 +38,7 @@ struct StoredSession {
   FamilyIds dims{};
   bool play = false;
   bool closed = false;     // the row's record closed the session
-  // The chain's point before the latest, when known (not for a session read from its
-  // row); when the latest is the only point, the session's start (seq INT64_MIN at
-  // started_at, no bytes). A late update between the two is attributed from them alone.
-  std::optional<UpdatePoint> before_last;
+  RecentPoints recent;     // the chain's points before the latest, as far as known
   PendingRow pending;      // set only while an apply transaction runs
 };
 

@@ -1,6 +1,6 @@
 // Unit tests of the collector's pure parts: time attribution, the CCU sweep, the
 // query-parameter parsers, the inbox row format, the session key filter, the inbox
-// handoff. Expected values come from brute force or by hand.
+// handoff, the applier's recent points. Expected values come from brute force or by hand.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -15,6 +15,7 @@
 #include "inbox_codec.hpp"
 #include "inbox_handoff.hpp"
 #include "query_params.hpp"
+#include "recent_points.hpp"
 #include "session_cache.hpp"
 #include "session_key_filter.hpp"
 #include "update_chain.hpp"
@@ -504,6 +505,61 @@ TEST(InboxHandoff, RowsFromBeforeOpenAreReadFromTheFile) {
   EXPECT_TRUE(before.held.empty());
   EXPECT_EQ(before.file_through, 7);
   EXPECT_EQ(ids_of(handoff.take(7, 8, 100).held), (std::vector<int64_t>{8}));
+}
+
+}  // namespace
+}  // namespace streamtally::collector
+
+namespace streamtally::collector {
+namespace {
+
+// RecentPoints against the whole chain, kept by brute force, through what the applier
+// does: next updates, late ones it places itself, and the chain read when it cannot.
+// What it keeps is always the last points before the latest (after the session's start),
+// and the interval it names for a late seq is the one of the chain that holds it.
+TEST(RecentPoints, KnowsTheLastPointsBeforeTheLatestAndWhereALateOneFalls) {
+  constexpr int64_t kStarted = 5'000;
+  std::mt19937_64 rng(3);
+  int placed = 0, left_to_the_chain = 0;
+  for (int session = 0; session < 200; ++session) {
+    std::vector<UpdatePoint> chain{{rng() % 3 == 0 ? 0 : 10, kStarted + 10, 1, 1}};  // by seq
+    RecentPoints recent(kStarted, {});
+    auto point = [](int64_t seq) { return UpdatePoint{seq, kStarted + seq, seq, seq}; };
+    for (int step = 0; step < 30; ++step) {
+      const UpdatePoint latest = chain.back();
+      const int64_t seq = rng() % 2 ? latest.seq + 1 + static_cast<int64_t>(rng() % 3)
+                                    : static_cast<int64_t>(rng() % static_cast<uint64_t>(latest.seq + 1));
+      const auto at = std::lower_bound(chain.begin(), chain.end(), seq,
+                                       [](const UpdatePoint& p, int64_t s) { return p.seq < s; });
+      const bool held = at != chain.end() && at->seq == seq;
+      if (seq > latest.seq) {  // the next update
+        recent.add(latest);
+        chain.push_back(point(seq));
+      } else if (const auto below = seq == latest.seq ? std::nullopt : recent.just_below(seq)) {
+        ASSERT_FALSE(held) << "a seq the chain holds is placed";
+        const UpdatePoint& from = recent[*below];
+        const int64_t to = *below + 1 < recent.size() ? recent[*below + 1].seq : latest.seq;
+        EXPECT_EQ(from.seq, at == chain.begin() ? INT64_MIN : (at - 1)->seq);
+        EXPECT_EQ(to, at->seq);
+        recent.add(point(seq));
+        chain.insert(at, point(seq));
+        ++placed;
+      } else {  // the chain decides, and the applier starts again from it
+        if (!held) chain.insert(at, point(seq));
+        recent = RecentPoints(kStarted, std::span(chain).first(chain.size() - 1));
+        ++left_to_the_chain;
+      }
+      // The last points before the latest, the session's start first when all of them.
+      std::vector<int64_t> expected{INT64_MIN};
+      for (std::size_t i = 0; i + 1 < chain.size(); ++i) expected.push_back(chain[i].seq);
+      ASSERT_LE(recent.size(), RecentPoints::kCapacity);
+      ASSERT_GE(recent.size(), std::min(expected.size(), RecentPoints::kCapacity));
+      for (std::size_t i = 0; i < recent.size(); ++i)
+        ASSERT_EQ(recent[i].seq, expected[expected.size() - recent.size() + i]) << "session " << session;
+    }
+  }
+  EXPECT_GT(placed, 500);
+  EXPECT_GT(left_to_the_chain, 500);
 }
 
 }  // namespace
