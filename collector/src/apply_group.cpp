@@ -136,31 +136,17 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
   if (!st) return Error{st.error()};
   if (!found) {
     found = stored_from(in, w_.next_session_id++, ids), inserted = true;
-    found->pending = {&in, false, true};
+    found->pending.record = &in, found->pending.insert = true;
     found->recent = RecentPoints(r.started_at, {});
   }
   return &*w_.sessions.emplace(session_key_, *found).first;
 }
 
-Status ApplyGroup::insert_points() {
-  std::sort(points_.begin(), points_.end(), [](const auto& a, const auto& b) {
-    return std::pair(a.first, a.second.seq) < std::pair(b.first, b.second.seq);
-  });
-  std::vector<UpdatePoint> run;  // one session's points: one row
-  for (std::size_t i = 0; i < points_.size(); ++i) {
-    run.push_back(points_[i].second);
-    if (i + 1 < points_.size() && points_[i + 1].first == points_[i].first) continue;
-    if (Status st = write_chain_row(w_.insert_update, points_[i].first, run, chain_row_); !st) return st;
-    run.clear();
-  }
-  points_.clear();
-  return Status::Ok();
-}
-
-Result<std::vector<UpdatePoint>> ApplyGroup::chain_of(int64_t session) {
-  if (Status s = insert_points(); !s) return Error{s.error()};
+Result<std::vector<UpdatePoint>> ApplyGroup::chain_of(const StoredSession& s) {
   std::vector<UpdatePoint> chain;
-  if (Status st = read_chain(w_.read_chain, session, chain); !st) return Error{st.error()};
+  if (Status st = read_chain(w_.read_chain, s.id, chain); !st) return Error{st.error()};
+  chain.insert(chain.end(), s.pending.points.begin(), s.pending.points.end());
+  std::sort(chain.begin(), chain.end(), [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; });
   return chain;
 }
 
@@ -179,7 +165,7 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
   touched_.push_back(*entry);
   const bool play = r.type == SessionType::Play;
   if (inserted) {  // the row holds this record already
-    points_.emplace_back(s.id, point);
+    s.pending.points.push_back(point);
     attribute_session({r.started_at, play, {point}}, +1, deltas_.sink_for(*ids));
     return true;
   }
@@ -189,7 +175,7 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
   if (newest && *ids == s.dims && r.started_at == s.started_at && play == s.play) {
     // The common case: the next update of a session. Attribute the new interval
     // and move the session's end; nothing else changes.
-    points_.emplace_back(s.id, point);  // above the chain's highest seq: new
+    s.pending.points.push_back(point);  // above the chain's highest seq: new
     attribute_interval(s.last_t, point.t, point.bytes_in - s.bytes_in, point.bytes_out - s.bytes_out, +1,
                        deltas_.sink_for(*ids));
     Counters end;
@@ -212,26 +198,19 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
     attribute_interval(from.t, to.t, to.bytes_in - from.bytes_in, to.bytes_out - from.bytes_out, -1, sink);
     attribute_interval(from.t, point.t, point.bytes_in - from.bytes_in, point.bytes_out - from.bytes_out, +1, sink);
     attribute_interval(point.t, to.t, to.bytes_in - point.bytes_in, to.bytes_out - point.bytes_out, +1, sink);
-    points_.emplace_back(s.id, point);
+    s.pending.points.push_back(point);
     s.recent.add(point);
     return true;
   }
 
   // Otherwise the chain decides: a late update further back, a re-send, or a changed
   // session (start, type or dimensions), whose whole contribution is replaced, computed
-  // from the chain before and after. The points waiting in points_ are written first,
-  // so the chain read holds them.
-  auto read = chain_of(s.id);
+  // from the chain before and after.
+  auto read = chain_of(s);
   if (!read) return Error{read.error()};
   std::vector<UpdatePoint> chain = std::move(*read);
-  if (!newest) {
-    if (chain_holds(chain, point.seq)) return false;
-    // A late update's point gets a row of its own (no row starts at a seq the chain holds).
-    if (Status st = write_chain_row(w_.insert_update, s.id, std::span(&point, 1), chain_row_); !st)
-      return Error{st.error()};
-  } else {
-    points_.emplace_back(s.id, point);  // above the chain's highest seq: new
-  }
+  if (!newest && chain_holds(chain, point.seq)) return false;
+  s.pending.points.push_back(point);  // not in the chain: new
   SessionShape before{s.started_at, s.play, chain};
   chain.insert(std::upper_bound(chain.begin(), chain.end(), point,
                                 [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; }),
@@ -251,31 +230,34 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
 
 void ApplyGroup::replace_row(StoredSession& s, const IngestRecord& in, const FamilyIds& ids,
                              const RecentPoints& recent) {
-  PendingRow pending = s.pending;
+  PendingRow pending = std::move(s.pending);
   pending.record = &in;
   s = stored_from(in, s.id, ids);
-  s.pending = pending;
+  s.pending = std::move(pending);
   s.recent = recent;
 }
 
 Status ApplyGroup::write() {
-  if (Status st = insert_points(); !st) return st;
-  // Each touched row once, in id order (B-tree friendly).
-  std::vector<StoredSession*> rows;
-  for (Entry e : touched_)
-    if (e->second.pending.record) rows.push_back(&e->second);
-  std::sort(rows.begin(), rows.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
-  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
-  for (StoredSession* s : rows) {
-    const PendingRow& p = s->pending;
-    Statement& u = p.insert ? w_.insert_session : p.full ? w_.update_session : w_.update_session_fast;
-    if (p.insert || p.full)
-      bind_session(u, *p.record, s->dims), u.bind(30, s->id);
-    else
-      bind_session_fast(u, *p.record, s->id);
-    Status st = u.run_and_reset();
-    if (!st) return st;
-    s->pending = {};
+  // Each touched session once, in id order (B-tree friendly): its new chain points as
+  // one row (keyed by the lowest, which the chain does not hold), and its row.
+  std::sort(touched_.begin(), touched_.end(), [](Entry a, Entry b) { return a->second.id < b->second.id; });
+  touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+  for (Entry e : touched_) {
+    StoredSession& s = e->second;
+    PendingRow& p = s.pending;
+    if (!p.points.empty()) {
+      std::sort(p.points.begin(), p.points.end(), [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; });
+      if (Status st = write_chain_row(w_.insert_update, s.id, p.points, chain_row_); !st) return st;
+    }
+    if (p.record) {
+      Statement& u = p.insert ? w_.insert_session : p.full ? w_.update_session : w_.update_session_fast;
+      if (p.insert || p.full)
+        bind_session(u, *p.record, s.dims), u.bind(30, s.id);
+      else
+        bind_session_fast(u, *p.record, s.id);
+      if (Status st = u.run_and_reset(); !st) return st;
+    }
+    p = {};
   }
 
   const auto levels = deltas_.levels();
@@ -298,9 +280,7 @@ Status ApplyGroup::write() {
 }
 
 void ApplyGroup::committed() {
-  std::sort(touched_.begin(), touched_.end(), std::less<Entry>());
-  touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
-  for (Entry e : touched_)
+  for (Entry e : touched_)  // each once: write() left them so
     if (e->second.closed) w_.sessions.erase(std::string(e->first));
   touched_.clear();
   if (w_.sessions.size() > kMaxCachedSessions) w_.sessions.clear();

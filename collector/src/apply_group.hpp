@@ -1,13 +1,12 @@
 // One transaction of the inbox applier (sqlite_store.hpp, "Inbox"): records that
 // ingest acknowledged are applied to the sessions, their update chains and the rollups.
 //
-// Per record only what must be decided then is written at once: the chain point of a
-// late update (the chain detects duplicates and is what late updates are attributed
-// from). The next update's point waits and is written with the session's other new
-// points in one chain row (update_chain.hpp).
-// The session's latest record and the rollup deltas are kept in memory and written by
-// write(): a session updated many times in one transaction is written once (a new one
-// is inserted then, with an id the writer chose), and so is each rollup cell.
+// Nothing is written per record: the session's new chain points (update_chain.hpp), its
+// latest record and the rollup deltas are kept in memory and written by write(): a
+// session updated many times in one transaction gets one chain row and one row write (a
+// new one is inserted then, with an id the writer chose), and each rollup cell one
+// upsert. A chain read (a late update further back than the session's recent points, a
+// changed session) merges the session's points not written yet.
 //
 // A failure anywhere abandons the whole transaction (the inbox rows stay for the next
 // try), so nothing here needs to undo a part of it.
@@ -49,19 +48,16 @@ class ApplyGroup {
   using Entry = SessionCache::value_type*;
   Result<FamilyIds> dims_of(const IngestRecord& r);
   Result<Entry> find_or_insert(const IngestRecord& in, const FamilyIds& ids, bool& inserted);
-  // The session's chain, with the points that wait inserted first.
-  Result<std::vector<UpdatePoint>> chain_of(int64_t session);
+  // The session's chain: its rows, and the points this transaction has not written yet.
+  Result<std::vector<UpdatePoint>> chain_of(const StoredSession& s);
   // The session's row will hold this newest record; `recent` are the chain's points before it.
   void replace_row(StoredSession& s, const IngestRecord& in, const FamilyIds& ids, const RecentPoints& recent);
-  // Inserts the waiting chain points, one row per session, in key order (B-tree friendly).
-  Status insert_points();
 
   SqliteWriter& w_;
   int64_t max_session_ms_;
   int64_t first_new_session_id_;  // the ids from here on are unused again when abandoned
   bool max_session_ms_grew_ = false;
   RollupDeltas deltas_;
-  std::vector<std::pair<int64_t, UpdatePoint>> points_;  // (session, point) not inserted yet
   std::vector<Entry> touched_;    // cache entries of the group's sessions (repeats allowed)
   std::vector<std::pair<std::size_t, std::string>> new_dims_keys_;  // to forget when abandoned
   std::string dims_key_;  // dims_of()'s key buffer, reused

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "recent_points.hpp"
 #include "rollup_deltas.hpp"
@@ -21,12 +22,14 @@
 
 namespace streamtally::collector {
 
-// A record not yet written to its session's row: an apply transaction writes each touched row
-// once, with its latest record, just before it commits.
+// What an apply transaction has not written yet of a session: it writes each touched
+// row once, with its latest record, and the session's new chain points as one row,
+// just before it commits.
 struct PendingRow {
-  const IngestRecord* record = nullptr;
+  const IngestRecord* record = nullptr;  // none: the row keeps its record
   bool full = false;    // started_at, type or dimensions changed: every column is written
   bool insert = false;  // the session is new: its row is inserted
+  std::vector<UpdatePoint> points;  // new in the chain, in the order applied
 };
 
 struct StoredSession {
