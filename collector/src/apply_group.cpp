@@ -41,37 +41,45 @@ const FamilyGetters& family_getters() {
   return getters;
 }
 
-// The nullable columns end_reason and tags: NULL when the record has none.
-std::optional<std::string> end_reason_column(const SessionRecord& r) {
-  if (r.end_reason == EndReason::None) return std::nullopt;
-  return std::string(to_string(r.end_reason));
+// The nullable columns end_reason and tags: NULL when the record has none. Text is bound
+// without a copy: the records outlive the statement's step (write() runs them).
+void bind_end_reason(Statement& s, int i, const SessionRecord& r) {
+  if (r.end_reason == EndReason::None)
+    s.bind_null(i);
+  else
+    s.bind_static(i, to_string(r.end_reason));
 }
-std::optional<std::string> tags_column(const SessionRecord& r) {
-  if (r.tags.empty()) return std::nullopt;
-  return nlohmann::json(r.tags).dump();
+void bind_tags(Statement& s, int i, const SessionRecord& r) {
+  if (r.tags.empty())
+    s.bind_null(i);
+  else
+    s.bind(i, nlohmann::json(r.tags).dump());
 }
 
 // Binds the 29 session columns of a record (the order of kColumns in sqlite_writer.cpp).
 void bind_session(Statement& s, const IngestRecord& in, const FamilyIds& ids) {
   const SessionRecord& r = in.record;
   const int64_t last_t = point_time(r);
-  s.bind(1, r.server_id).bind(2, r.session_id).bind(3, r.seq).bind(4, to_string(r.state)).bind(5, to_string(r.type));
-  s.bind(6, to_string(r.protocol)).bind(7, r.stream).bind(8, r.host).bind(9, r.client_ip).bind(10, r.user_agent);
-  s.bind(11, r.referer).bind(12, in.referer_domain).bind(13, r.user_id).bind(14, r.token).bind(15, r.started_at);
+  s.bind_static(1, r.server_id).bind_static(2, r.session_id).bind(3, r.seq).bind_static(4, to_string(r.state));
+  s.bind_static(5, to_string(r.type)).bind_static(6, to_string(r.protocol)).bind_static(7, r.stream);
+  s.bind_static(8, r.host).bind_static(9, r.client_ip).bind_static(10, r.user_agent).bind_static(11, r.referer);
+  s.bind_static(12, in.referer_domain).bind_static(13, r.user_id).bind_static(14, r.token).bind(15, r.started_at);
   s.bind(16, r.updated_at).bind(17, r.ended_at).bind(18, last_t).bind(19, std::max(r.started_at, last_t));
   s.bind(20, static_cast<int64_t>(r.bytes_in)).bind(21, static_cast<int64_t>(r.bytes_out));
-  s.bind(22, end_reason_column(r)).bind(23, tags_column(r));
-  s.bind(24, in.country).bind(25, in.device_type).bind(26, in.os).bind(27, in.browser).bind(28, ids[0]).bind(29, ids[1]);
+  bind_end_reason(s, 22, r), bind_tags(s, 23, r);
+  s.bind_static(24, in.country).bind_static(25, in.device_type).bind_static(26, in.os).bind_static(27, in.browser);
+  s.bind(28, ids[0]).bind(29, ids[1]);
 }
 
 // Binds update_session_fast: the columns the next update of a session may change.
 void bind_session_fast(Statement& u, const IngestRecord& in, int64_t id) {
   const SessionRecord& r = in.record;
   const int64_t t = point_time(r);
-  u.bind(1, r.seq).bind(2, to_string(r.state)).bind(3, r.client_ip).bind(4, r.user_agent).bind(5, r.referer);
-  u.bind(6, in.referer_domain).bind(7, r.user_id).bind(8, r.token).bind(9, r.updated_at).bind(10, r.ended_at);
-  u.bind(11, t).bind(12, std::max(r.started_at, t)).bind(13, static_cast<int64_t>(r.bytes_in));
-  u.bind(14, static_cast<int64_t>(r.bytes_out)).bind(15, end_reason_column(r)).bind(16, tags_column(r));
+  u.bind(1, r.seq).bind_static(2, to_string(r.state)).bind_static(3, r.client_ip).bind_static(4, r.user_agent);
+  u.bind_static(5, r.referer).bind_static(6, in.referer_domain).bind_static(7, r.user_id).bind_static(8, r.token);
+  u.bind(9, r.updated_at).bind(10, r.ended_at).bind(11, t).bind(12, std::max(r.started_at, t));
+  u.bind(13, static_cast<int64_t>(r.bytes_in)).bind(14, static_cast<int64_t>(r.bytes_out));
+  bind_end_reason(u, 15, r), bind_tags(u, 16, r);
   u.bind(17, id);
 }
 
@@ -89,6 +97,14 @@ StoredSession stored_from(const IngestRecord& in, int64_t id, const FamilyIds& i
   s.play = r.type == SessionType::Play;
   s.closed = r.state == SessionState::Closed;
   return s;
+}
+
+// Whether two records have the same value in every rollup dimension.
+bool same_dimensions(const IngestRecord& a, const IngestRecord& b) {
+  for (const auto& getters : family_getters())
+    for (DimensionGetter get : getters)
+      if (get(a) != get(b)) return false;
+  return true;
 }
 
 }  // namespace
@@ -114,13 +130,10 @@ Result<FamilyIds> ApplyGroup::dims_of(const IngestRecord& r) {
   return ids;
 }
 
-// The cache entry of the record's session: cached, read from its row, or new. A new
-// session gets its id now and its row in write(), with its latest record: a session
-// is written once in the apply that makes it, not inserted and then rewritten.
-Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, const FamilyIds& ids,
-                                                       bool& inserted) {
+// The cache entry of the record's session: cached, or read from its row (then cached);
+// nullptr when the store has no such session.
+Result<ApplyGroup::Entry> ApplyGroup::find(const IngestRecord& in) {
   const SessionRecord& r = in.record;
-  inserted = false;
   session_key(r.server_id, r.session_id, session_key_);
   if (auto it = w_.sessions.find(session_key_); it != w_.sessions.end()) return &*it;
   std::optional<StoredSession> found;
@@ -134,12 +147,18 @@ Result<ApplyGroup::Entry> ApplyGroup::find_or_insert(const IngestRecord& in, con
     found = s;
   });
   if (!st) return Error{st.error()};
-  if (!found) {
-    found = stored_from(in, w_.next_session_id++, ids), inserted = true;
-    found->pending.record = &in, found->pending.insert = true;
-    found->recent = RecentPoints(r.started_at, {});
-  }
-  return &*w_.sessions.emplace(session_key_, *found).first;
+  if (!found) return nullptr;
+  return &*w_.sessions.emplace(session_key_, std::move(*found)).first;
+}
+
+// A new session, just looked up by find(): it gets its id now and its row in write(),
+// with its latest record (written once in the apply that makes it, not inserted and
+// then rewritten).
+ApplyGroup::Entry ApplyGroup::insert(const IngestRecord& in, const FamilyIds& ids) {
+  StoredSession s = stored_from(in, w_.next_session_id++, ids);
+  s.pending.record = &in, s.pending.insert = true;
+  s.recent = RecentPoints(in.record.started_at, {});
+  return &*w_.sessions.emplace(session_key_, std::move(s)).first;
 }
 
 Result<std::vector<UpdatePoint>> ApplyGroup::chain_of(const StoredSession& s) {
@@ -153,16 +172,21 @@ Result<std::vector<UpdatePoint>> ApplyGroup::chain_of(const StoredSession& s) {
 Result<bool> ApplyGroup::add(const IngestRecord& in) {
   const SessionRecord& r = in.record;
   const UpdatePoint point{r.seq, point_time(r), static_cast<int64_t>(r.bytes_in), static_cast<int64_t>(r.bytes_out)};
-  auto ids = dims_of(in);
-  if (!ids) return Error{ids.error()};
   if (const int64_t length = std::max(r.started_at, point.t) - r.started_at; length > max_session_ms_)
     max_session_ms_ = length, max_session_ms_grew_ = true;
 
-  bool inserted = false;
-  auto entry = find_or_insert(in, *ids, inserted);
-  if (!entry) return Error{entry.error()};
-  StoredSession& s = (*entry)->second;
-  touched_.push_back(*entry);
+  auto found = find(in);
+  if (!found) return Error{found.error()};
+  // Most records repeat the dimensions of their session's previous one in this apply:
+  // its ids then, without building and looking up the dimension keys.
+  const PendingRow* previous = *found ? &(*found)->second.pending : nullptr;
+  auto ids = previous && previous->record && same_dimensions(*previous->record, in) ? (*found)->second.dims
+                                                                                     : dims_of(in);
+  if (!ids) return Error{ids.error()};
+  const bool inserted = *found == nullptr;
+  const Entry entry = inserted ? insert(in, *ids) : *found;
+  StoredSession& s = entry->second;
+  touched_.push_back(entry);
   const bool play = r.type == SessionType::Play;
   if (inserted) {  // the row holds this record already
     s.pending.points.push_back(point);

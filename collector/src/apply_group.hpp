@@ -47,7 +47,8 @@ class ApplyGroup {
   // Pointers, not iterators: they stay valid when the cache rehashes.
   using Entry = SessionCache::value_type*;
   Result<FamilyIds> dims_of(const IngestRecord& r);
-  Result<Entry> find_or_insert(const IngestRecord& in, const FamilyIds& ids, bool& inserted);
+  Result<Entry> find(const IngestRecord& in);
+  Entry insert(const IngestRecord& in, const FamilyIds& ids);
   // The session's chain: its rows, and the points this transaction has not written yet.
   Result<std::vector<UpdatePoint>> chain_of(const StoredSession& s);
   // The session's row will hold this newest record; `recent` are the chain's points before it.
@@ -61,7 +62,7 @@ class ApplyGroup {
   std::vector<Entry> touched_;    // cache entries of the group's sessions (repeats allowed)
   std::vector<std::pair<std::size_t, std::string>> new_dims_keys_;  // to forget when abandoned
   std::string dims_key_;  // dims_of()'s key buffer, reused
-  std::string session_key_;  // find_or_insert()'s, likewise
+  std::string session_key_;  // find()'s (and insert()'s after it), likewise
   std::string chain_row_;  // write_chain_row()'s buffer, reused
 };
 

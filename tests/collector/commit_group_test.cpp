@@ -6,6 +6,7 @@
 // that could not be applied yet (a failing apply, a process killed with -9) are
 // applied later, and the answers are the same.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
 #include <signal.h>
@@ -608,6 +609,47 @@ TEST(Inbox, LateUpdatesOfCachedSessionsCountAsInOrder) {
   store.reset();
   auto reopened = open_store_at(dir.file("late.db"));
   EXPECT_EQ(answers(*reopened), answers(*reference));
+}
+
+// A session whose dimensions change between updates (its country with a new address,
+// its stream) counts, bytes and all, under those of its latest update: what the rollups
+// say is the sum over sessions of their latest records, grouped by their dimensions.
+TEST(Inbox, ASessionWhoseDimensionsChangeCountsUnderItsLatestOnes) {
+  test::TempDir dir;
+  auto batches = make_batches(300, 40);
+  for (IngestBatch& b : batches)
+    for (IngestRecord& in : b.records) {
+      const int session = std::stoi(in.record.session_id.substr(2));
+      if (session % 3 == 0 && in.record.seq >= 1) in.country = "FR";
+      if (session % 3 == 1 && in.record.seq >= 2) in.record.stream = "live/moved";
+    }
+  std::map<std::string, const IngestRecord*> latest;  // by session
+  for (const IngestBatch& b : batches)
+    for (const IngestRecord& in : b.records)
+      if (auto& l = latest[in.record.session_id]; !l || in.record.seq > l->record.seq) l = &in;
+  std::map<std::string, std::pair<int64_t, int64_t>> by_country, by_stream;  // sessions, bytes_out
+  for (const auto& [id, in] : latest) {
+    const auto bytes_out = static_cast<int64_t>(in->record.bytes_out);
+    by_country[in->country].first += 1, by_country[in->country].second += bytes_out;
+    by_stream[in->record.stream].first += 1, by_stream[in->record.stream].second += bytes_out;
+  }
+  ASSERT_GT(by_country["FR"].first, 50);
+  ASSERT_GT(by_stream["live/moved"].first, 30);
+
+  auto store = open_store_at(dir.file("changed.db"));
+  for (const auto& b : batches) ASSERT_TRUE(store->ingest(b).ok());
+  ReportApi api(*store);
+  const std::string range = "&from=" + std::to_string(kStart - 3'600'000) + "&to=" + std::to_string(kStart + 7'200'000);
+  for (const auto& [dimension, expected] : {std::pair{std::string("country"), &by_country}, std::pair{std::string("stream"), &by_stream}}) {
+    const ApiResponse r = api.events("dimensions=" + dimension + "&metrics=sessions,bytes_out" + range, kStart + 7'200'000);
+    ASSERT_EQ(r.status, 200) << r.body;
+    std::map<std::string, std::pair<int64_t, int64_t>> answered;
+    const auto body = nlohmann::json::parse(r.body);
+    for (const auto& row : body["data"])
+      answered[row["dimensions"][dimension].get<std::string>()] = {row["totals"]["sessions"].get<int64_t>(),
+                                                                    row["totals"]["bytes_out"].get<int64_t>()};
+    EXPECT_EQ(answered, *expected) << dimension;
+  }
 }
 
 // Admission judges each record against everything admitted before it, whatever the

@@ -57,6 +57,8 @@ class Statement {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;
   }
+  Statement& bind_static(int i, const std::string& v) { return bind_static(i, std::string_view(v)); }
+  Statement& bind_static(int i, const std::optional<std::string>& v) { return v ? bind_static(i, *v) : bind_null(i); }
   Statement& bind_blob(int i, const void* data, std::size_t size) {
     sqlite3_bind_blob64(stmt_, i, data, size, SQLITE_TRANSIENT);
     return *this;
