@@ -240,6 +240,8 @@ Status SqliteStore::apply_chunk(int64_t through) {
   tx.committed();
   applied_inbox_id_ = last_row;
   inbox_records_ -= records;
+  // The records the chunk decoded are freed on another thread: not the applier's time.
+  release_.release(std::make_shared<Chunk>(std::move(*chunk)));
   return Status::Ok();  // the rows leave the inbox file with the next acknowledgement
 }
 

@@ -43,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "background_release.hpp"
 #include "group_commit.hpp"
 #include "inbox_handoff.hpp"
 #include "sqlite_database.hpp"
@@ -163,6 +164,7 @@ class SqliteStore final : public Store {
   std::mutex inbox_mutex_;   // the inbox file's writer: acknowledging
   std::unique_ptr<InboxFile> inbox_;
   std::unique_ptr<InboxHandoff> handoff_;  // acknowledged records on their way to the applier
+  BackgroundRelease release_;  // frees applied chunks off the applier
   std::unique_ptr<Admission> admission_;  // under inbox_mutex_
   std::string inbox_row_;  // encoding buffer, reused under inbox_mutex_
   std::atomic<int64_t> inbox_records_{0};  // acknowledged, not applied

@@ -1,6 +1,6 @@
 // Unit tests of the collector's pure parts: time attribution, the CCU sweep, the
 // query-parameter parsers, the inbox row format, the session key filter, the inbox
-// handoff, the applier's recent points. Expected values come from brute force or by hand.
+// handoff, the applier's recent points, the background release. Expected values come from brute force or by hand.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "attribution.hpp"
+#include "background_release.hpp"
 #include "batch_decoder.hpp"
 #include "ccu_sweep.hpp"
 #include "inbox_codec.hpp"
@@ -560,6 +561,35 @@ TEST(RecentPoints, KnowsTheLastPointsBeforeTheLatestAndWhereALateOneFalls) {
   }
   EXPECT_GT(placed, 500);
   EXPECT_GT(left_to_the_chain, 500);
+}
+
+}  // namespace
+}  // namespace streamtally::collector
+
+namespace streamtally::collector {
+namespace {
+
+// What BackgroundRelease is handed is destroyed, each once, on its own thread, and what
+// is still queued when it goes is destroyed before its destructor returns.
+TEST(BackgroundRelease, DestroysWhatItIsHandedOnItsOwnThreadAndAllOfItAtTheEnd) {
+  struct Tracked {
+    std::atomic<int>* destroyed;
+    std::atomic<int>* on_caller;
+    std::thread::id caller;
+    ~Tracked() {
+      ++*destroyed;
+      if (std::this_thread::get_id() == caller) ++*on_caller;
+    }
+  };
+  std::atomic<int> destroyed{0}, on_caller{0};
+  constexpr int kHanded = 10'000;
+  {
+    BackgroundRelease release;
+    for (int i = 0; i < kHanded; ++i)
+      release.release(std::make_shared<Tracked>(&destroyed, &on_caller, std::this_thread::get_id()));
+  }
+  EXPECT_EQ(destroyed.load(), kHanded);
+  EXPECT_EQ(on_caller.load(), 0);
 }
 
 }  // namespace
