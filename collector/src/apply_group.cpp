@@ -165,7 +165,7 @@ Result<std::vector<UpdatePoint>> ApplyGroup::chain_of(const StoredSession& s) {
   std::vector<UpdatePoint> chain;
   if (Status st = read_chain(w_.read_chain, s.id, chain); !st) return Error{st.error()};
   chain.insert(chain.end(), s.pending.points.begin(), s.pending.points.end());
-  std::sort(chain.begin(), chain.end(), [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; });
+  std::sort(chain.begin(), chain.end(), seq_before);
   return chain;
 }
 
@@ -236,9 +236,7 @@ Result<bool> ApplyGroup::add(const IngestRecord& in) {
   if (!newest && chain_holds(chain, point.seq)) return false;
   s.pending.points.push_back(point);  // not in the chain: new
   SessionShape before{s.started_at, s.play, chain};
-  chain.insert(std::upper_bound(chain.begin(), chain.end(), point,
-                                [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; }),
-               point);
+  chain.insert(std::upper_bound(chain.begin(), chain.end(), point, seq_before), point);
   SessionShape after{newest ? r.started_at : s.started_at, newest ? play : s.play, std::move(chain)};
   attribute_session(before, -1, deltas_.sink_for(s.dims));
   attribute_session(after, +1, deltas_.sink_for(newest ? *ids : s.dims));
@@ -270,7 +268,7 @@ Status ApplyGroup::write() {
     StoredSession& s = e->second;
     PendingRow& p = s.pending;
     if (!p.points.empty()) {
-      std::sort(p.points.begin(), p.points.end(), [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; });
+      std::sort(p.points.begin(), p.points.end(), seq_before);
       if (Status st = write_chain_row(w_.insert_update, s.id, p.points, chain_row_); !st) return st;
     }
     if (p.record) {

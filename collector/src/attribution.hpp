@@ -35,6 +35,9 @@ struct UpdatePoint {
   int64_t bytes_out = 0;
 };
 
+// The order of a chain: by seq.
+inline bool seq_before(const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; }
+
 // Additive counters of one rollup cell (one bucket of one dimension set).
 struct Counters {
   int64_t starts = 0;       // sessions started in the bucket

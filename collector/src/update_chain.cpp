@@ -47,8 +47,7 @@ Status decode_chain_points(std::string_view blob, std::vector<UpdatePoint>& out)
 }
 
 bool chain_holds(const std::vector<UpdatePoint>& chain, int64_t seq) {
-  return std::binary_search(chain.begin(), chain.end(), UpdatePoint{seq, 0, 0, 0},
-                            [](const UpdatePoint& a, const UpdatePoint& b) { return a.seq < b.seq; });
+  return std::binary_search(chain.begin(), chain.end(), UpdatePoint{seq, 0, 0, 0}, seq_before);
 }
 
 Status write_chain_row(Statement& insert, int64_t session, std::span<const UpdatePoint> points, std::string& buffer) {
@@ -66,8 +65,8 @@ Status read_chain(Statement& select_points, int64_t session, std::vector<UpdateP
   if (!st) return st;
   if (!decoded) return Error{"session " + std::to_string(session) + ": " + decoded.error()};
   // Rows come in key order (their first seq); only a late update's row breaks the order.
-  if (!std::is_sorted(chain.begin(), chain.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; }))
-    std::sort(chain.begin(), chain.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  if (!std::is_sorted(chain.begin(), chain.end(), seq_before))
+    std::sort(chain.begin(), chain.end(), seq_before);
   return Status::Ok();
 }
 
