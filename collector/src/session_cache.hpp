@@ -4,8 +4,9 @@
 // dimensions). Most records are the next update of a session that is still open, so
 // this turns a SELECT per record into a hash lookup.
 //
-// The cache only ever holds what the writer itself wrote (or read) under its lock:
-// a miss falls back to the sessions table, a failed transaction clears it.
+// The cache holds what the applier planned (ApplyState, apply_state.hpp): committed, or
+// in a plan being written. A miss falls back to the sessions table, so an entry leaves
+// only once every plan that touched it committed; a failed transaction clears it.
 #pragma once
 
 #include <absl/container/node_hash_map.h>
@@ -23,8 +24,8 @@
 namespace streamtally::collector {
 
 // What an apply transaction has not written yet of a session: it writes each touched
-// row once, with its latest record, and the session's new chain points as one row,
-// just before it commits.
+// row once, with its latest record, and the session's new chain points as one row
+// (apply_plan.hpp).
 struct PendingRow {
   const IngestRecord* record = nullptr;  // none: the row keeps its record
   bool full = false;    // started_at, type or dimensions changed: every column is written
@@ -42,7 +43,8 @@ struct StoredSession {
   bool play = false;
   bool closed = false;     // the row's record closed the session
   RecentPoints recent;     // the chain's points before the latest, as far as known
-  PendingRow pending;      // set only while an apply transaction runs
+  PendingRow pending;      // set only while an apply transaction is planned
+  int64_t last_plan = 0;   // the last ApplyPlan that touched the session
 };
 
 // Keyed by session_key(). Node-based: references stay valid while others are added.

@@ -6,9 +6,11 @@
 #include <pthread.h>
 
 #include "apply_group.hpp"
+#include "apply_state.hpp"
 #include "inbox_admission.hpp"
 #include "inbox_codec.hpp"
 #include "inbox_file.hpp"
+#include "plan_committer.hpp"
 #include "sqlite_store.hpp"
 #include "sqlite_writer.hpp"
 #include "streamtally/clock.hpp"
@@ -41,7 +43,8 @@ std::vector<Result<IngestOutcome>> SqliteStore::journal_group(std::span<IngestBa
   admission_->group_committed();
   handoff_->publish(std::move(rows));  // committed: the applier may take them now
   if (deleted) inbox_deleted_through_ = deleted;
-  if (inbox_records_.fetch_add(added) + added >= apply_records_) {
+  inbox_records_ += added;
+  if (unplanned_records() >= apply_records_) {
     { std::lock_guard wake(applier_mutex_); }  // not between the applier's check and its wait
     applier_wake_.notify_one();
   }
@@ -113,21 +116,30 @@ Result<IngestOutcome> SqliteStore::journal_batch(IngestBatch& batch, int64_t& in
 }
 
 // ---- applying --------------------------------------------------------------------------
+// Two stages (apply_plan.hpp): the thread holding apply_mutex_ plans a chunk of rows
+// into an ApplyPlan, the committer (st-writer) writes and commits it, and meanwhile the
+// next chunk is planned. ApplyState runs ahead of the store by the plan in hand.
 
-Status SqliteStore::apply_inbox() {
-  std::lock_guard lock(writer_mutex_);
-  return apply_inbox_locked();
+Status SqliteStore::apply_inbox(bool drain) {
+  std::lock_guard lock(apply_mutex_);
+  return apply_inbox_locked(drain);
 }
 
-Status SqliteStore::apply_inbox_locked() {
+Status SqliteStore::apply_inbox_locked(bool drain) {
+  if (reload_needed_) {  // the last failure could not start over (reload failed too)
+    if (Status s = apply_state_->reload(); !s) return Error{"store: applying the inbox: " + s.error()};
+    reload_needed_ = false;
+  }
   // What was acknowledged until now, not what keeps arriving while this runs (a report
   // waits for the batches acknowledged before it, not for an endless stream).
   auto through = inbox_->last_row();
   if (!through) return Error{"store: " + through.error()};
   // In chunks of about kApplyChunkRecords: a long backlog (after a restart) neither builds
   // one huge transaction nor holds the writer for minutes at once.
-  while (applied_inbox_id_ < *through)
-    if (Status s = apply_chunk(*through); !s) return s;
+  while (planned_through_ < *through)
+    if (Status s = plan_chunk(*through); !s) return start_over(s);
+  if (drain)
+    if (Status s = retire_in_flight(); !s) return start_over(s);
   return Status::Ok();
 }
 
@@ -145,7 +157,7 @@ struct SqliteStore::Chunk {
 
 Result<SqliteStore::Chunk> SqliteStore::take_chunk(int64_t through) {
   Chunk chunk;
-  InboxHandoff::Chunk handed = handoff_->take(applied_inbox_id_, through, kApplyChunkRecords);
+  InboxHandoff::Chunk handed = handoff_->take(planned_through_, through, kApplyChunkRecords);
   for (InboxHandoff::Row& row : handed.held) {
     const auto records = static_cast<int64_t>(row.records.size());
     chunk.rows.push_back({row.id, records, std::move(row.records), {}, {}});
@@ -154,7 +166,7 @@ Result<SqliteStore::Chunk> SqliteStore::take_chunk(int64_t through) {
     chunk.through = chunk.rows.back().id;
     return chunk;
   }
-  auto rows = inbox_->rows_after(applied_inbox_id_, handed.file_through, kApplyChunkRecords);
+  auto rows = inbox_->rows_after(planned_through_, handed.file_through, kApplyChunkRecords);
   if (!rows) return Error{"store: " + rows.error()};
   for (InboxFile::Row& row : *rows) {
     Chunk::Row& c = chunk.rows.emplace_back();
@@ -170,90 +182,127 @@ Result<SqliteStore::Chunk> SqliteStore::take_chunk(int64_t through) {
   return chunk;
 }
 
-// Applies the rows after applied_inbox_id_ (up to `through`, about kApplyChunkRecords records)
-// in one transaction of the store's file, which records the last row it applied; then
-// the next acknowledging transaction deletes the rows from the inbox file.
-Status SqliteStore::apply_chunk(int64_t through) {
-  SqliteWriter& w = *writer_;
-  sqlite3* db = w.db.get();
+// Plans the rows after planned_through_ (up to `through`, about kApplyChunkRecords
+// records) as one transaction, and hands it to the committer once the one before is
+// done. The plan records the last row it applies; the next acknowledging transaction
+// after its commit deletes the rows from the inbox file.
+Status SqliteStore::plan_chunk(int64_t through) {
+  // The cache starts over when it grew too large, with no plan in hand (it holds what
+  // the store has not committed yet).
+  if (apply_state_->sessions.size() > kMaxCachedSessions) {
+    if (Status s = retire_in_flight(); !s) return s;
+    apply_state_->sessions.clear();
+  }
   auto chunk = take_chunk(through);
   if (!chunk) return Error{chunk.error()};
-  if (chunk->rows.empty()) {  // deleted by hand, or by a process sharing the file: nothing to do
-    applied_inbox_id_ = chunk->through;
-    return Status::Ok();
-  }
-  const std::vector<Chunk::Row>& rows = chunk->rows;
   int64_t records = 0;
-  for (const Chunk::Row& row : rows) records += row.records;
-  const int64_t last_row = chunk->through;
-  // Until the chunk commits, its rows are read from the file again if this fails: the
-  // records the handoff gave are gone with this call.
-  struct ReadAgainUnlessCommitted {
-    InboxHandoff& handoff;
-    int64_t through;
-    bool committed = false;
-    ~ReadAgainUnlessCommitted() {
-      if (!committed) handoff.not_applied(through);
-    }
-  } read_again{*handoff_, last_row};
+  for (const Chunk::Row& row : chunk->rows) records += row.records;
+  // The records the handoff gave are gone from it now: if this chunk does not commit,
+  // start_over() sends the applier to the file for them.
+  planned_through_ = chunk->through;
+  planned_records_ += records;
 
-  if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE"); !s) return Error{"store busy: " + s.error()};
-  ApplyGroup tx(w, max_session_ms_);
-  auto abandon = [&](const std::string& message) -> Status {
-    (void)exec_sql_status(db, "ROLLBACK");
-    tx.abandoned();
-    return Error{"store: applying the inbox: " + message};
-  };
+  ApplyGroup tx(*apply_state_, in_flight_.get(), max_session_ms_);
   // In time order rather than arrival order: batches sent over several connections
   // arrive interleaved, and an update applied after a later one of its session is
   // attributed by replaying the session's whole chain; in time order a session's
   // updates come in seq order, and each is the cheap "next update".
   std::vector<const IngestRecord*> order;
   order.reserve(static_cast<std::size_t>(records));
-  for (const Chunk::Row& row : rows)
+  for (const Chunk::Row& row : chunk->rows)
     for (const IngestRecord& in : row.decoded) order.push_back(&in);
   std::stable_sort(order.begin(), order.end(), [](const IngestRecord* a, const IngestRecord* b) {
     return std::pair(a->record.updated_at, a->record.seq) < std::pair(b->record.updated_at, b->record.seq);
   });
   for (const IngestRecord* in : order)
-    if (auto applied = tx.add(*in); !applied) return abandon(applied.error());
-  for (const Chunk::Row& row : rows) {
-    if (row.damage.empty()) continue;
-    // Kept aside with the reason: never applied, never lost, never blocking the rest.
-    std::fprintf(stderr, "streamtally-collector: inbox row %lld moved to inbox_damaged: %s\n",
-                 static_cast<long long>(row.id), row.damage.c_str());
-    w.keep_damaged.bind(1, row.id).bind_blob(2, row.body.data(), row.body.size());
-    w.keep_damaged.bind(3, row.damage).bind(4, now_ms());
-    if (Status st = w.keep_damaged.run_and_reset(); !st) return abandon(st.error());
-  }
-  w.set_meta.bind(1, std::string_view("applied_inbox_id")).bind(2, last_row);
+    if (auto applied = tx.add(*in); !applied) return Error{"store: applying the inbox: " + applied.error()};
+
+  auto plan = std::make_shared<ApplyPlan>(tx.seal());
+  plan->through = chunk->through;
+  plan->records = records;
+  for (Chunk::Row& row : chunk->rows)
+    if (!row.damage.empty()) plan->damaged.push_back({row.id, std::move(row.body), std::move(row.damage)});
+  plan->records_owner = std::make_shared<Chunk>(std::move(*chunk));
+  if (Status s = retire_in_flight(); !s) return s;
+  in_flight_ = plan;
+  committer_->start(std::move(plan));
+  return Status::Ok();
+}
+
+// Waits for the plan in hand: its closed sessions leave the cache once it committed.
+Status SqliteStore::retire_in_flight() {
+  auto done = committer_->wait();
+  in_flight_.reset();
+  if (!done) return Status::Ok();
+  if (done->status) apply_state_->forget_closed(*done->plan);
+  // The plan and the records it points into are freed on another thread: not the applier's time.
+  release_.release(std::move(done->plan));
+  return done->status;
+}
+
+// After a failure, planning or committing: what was planned on top of the store is
+// dropped, and its rows are read again from the file.
+Status SqliteStore::start_over(const Status& failure) {
+  (void)committer_->wait();  // its outcome does not matter: everything starts over from what committed
+  in_flight_.reset();
+  if (planned_through_ > applied_inbox_id_) handoff_->not_applied(planned_through_);
+  planned_through_ = applied_inbox_id_;
+  planned_records_ = 0;
+  if (Status s = apply_state_->reload(); !s) reload_needed_ = true;
+  return failure;
+}
+
+// On the committer's thread: one plan in one transaction of the store's file, which
+// records the last inbox row it applied.
+Status SqliteStore::commit_plan(const ApplyPlan& plan) {
+  SqliteWriter& w = *writer_;
+  sqlite3* db = w.db.get();
+  if (Status s = exec_sql_status(db, "BEGIN IMMEDIATE"); !s) return Error{"store busy: " + s.error()};
+  auto abandon = [&](const std::string& message) -> Status {
+    (void)exec_sql_status(db, "ROLLBACK");
+    w.reset_all();
+    return Error{"store: applying the inbox: " + message};
+  };
+  if (Status s = w.write(plan); !s) return abandon(s.error());
+  w.set_meta.bind(1, std::string_view("applied_inbox_id")).bind(2, plan.through);
   if (Status st = w.set_meta.run_and_reset(); !st) return abandon(st.error());
-  if (Status s = tx.write(); !s) return abandon(s.error());
-  // Raised before the commit is visible: readers bound their range scans with it,
-  // and a bound that is briefly too large is harmless, one too small is not.
-  if (tx.max_session_ms() > max_session_ms_) max_session_ms_ = tx.max_session_ms();
+  // Plans are made ahead of commits: a plan knows the longest session as of when it
+  // was made, this thread as of the last commit.
+  if (plan.max_session_ms > max_session_ms_) {
+    w.set_meta.bind(1, std::string_view("max_session_ms")).bind(2, plan.max_session_ms);
+    if (Status st = w.set_meta.run_and_reset(); !st) return abandon(st.error());
+    // Raised before the commit is visible: readers bound their range scans with it,
+    // and a bound that is briefly too large is harmless, one too small is not.
+    max_session_ms_ = plan.max_session_ms;
+  }
   {
     std::unique_lock no_snapshot_starts(snapshot_mutex_);  // see snapshot_readers()
     if (Status s = exec_sql_status(db, "COMMIT"); !s) return abandon("commit failed: " + s.error());
   }
-  read_again.committed = true;
-  tx.committed();
-  applied_inbox_id_ = last_row;
-  inbox_records_ -= records;
-  // The records the chunk decoded are freed on another thread: not the applier's time.
-  release_.release(std::make_shared<Chunk>(std::move(*chunk)));
+  applied_inbox_id_ = plan.through;
+  inbox_records_ -= plan.records;  // first: unplanned_records() may briefly be low, never high
+  planned_records_ -= plan.records;
   return Status::Ok();  // the rows leave the inbox file with the next acknowledgement
 }
+
+int64_t SqliteStore::unplanned_records() const { return inbox_records_.load() - planned_records_.load(); }
 
 void SqliteStore::applier_loop() {
   pthread_setname_np(pthread_self(), "st-applier");  // in top -H, perf, gdb
   std::unique_lock lock(applier_mutex_);
   while (!stopping_) {
-    applier_wake_.wait_for(lock, kApplyDelay, [&] { return stopping_ || inbox_records_.load() >= apply_records_; });
+    const bool enough =
+        applier_wake_.wait_for(lock, kApplyDelay, [&] { return stopping_ || unplanned_records() >= apply_records_; });
     if (stopping_ || inbox_records_.load() == 0) continue;
     lock.unlock();
-    if (Status s = apply_inbox(); !s) std::fprintf(stderr, "streamtally-collector: %s (retried)\n", s.error().c_str());
+    // Woken by records, the last plan is left to commit while the next records come;
+    // otherwise (kApplyDelay) everything is applied, and a failed commit found and retried.
+    const Status s = apply_inbox(/*drain=*/!enough);
     lock.lock();
+    if (!s) {  // tried again after kApplyDelay (not at once: the cause may last)
+      std::fprintf(stderr, "streamtally-collector: %s (retried)\n", s.error().c_str());
+      applier_wake_.wait_for(lock, kApplyDelay, [&] { return stopping_; });
+    }
   }
 }
 

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "apply_state.hpp"
 #include "inbox_admission.hpp"
 #include "inbox_file.hpp"
+#include "plan_committer.hpp"
 #include "sqlite_schema.hpp"
 #include "sqlite_writer.hpp"
 #include "update_chain.hpp"
@@ -31,8 +33,9 @@ SqliteStore::~SqliteStore() {
   }
   // What waits is applied now, so the next open starts fast; on failure it waits in
   // the file and the next open applies it.
-  if (writer_)
+  if (committer_ && inbox_)  // both: open may have failed between them
     if (Status s = apply_inbox(); !s) std::fprintf(stderr, "streamtally-collector: %s\n", s.error().c_str());
+  committer_.reset();  // its thread ends (nothing in hand after a drain) before writer_ goes
   if (inbox_) delete_applied_inbox_rows();
 }
 
@@ -92,6 +95,10 @@ Status SqliteStore::init_writer() {
   writer_ = std::make_unique<SqliteWriter>();
   writer_->db = std::move(*db);
   if (Status s = writer_->prepare(); !s) return s;
+  auto state = ApplyState::open(path_);
+  if (!state) return Error{state.error()};
+  apply_state_ = std::move(*state);
+  committer_ = std::make_unique<PlanCommitter>([this](const ApplyPlan& plan) { return commit_plan(plan); });
   Statement meta(writer_->db.get(), "SELECT key, value FROM meta WHERE key IN ('max_session_ms', 'applied_inbox_id')");
   Status st = meta.each_row([&](const Statement& q) {
     if (q.text_view(0) == "max_session_ms")
@@ -100,6 +107,7 @@ Status SqliteStore::init_writer() {
       applied_inbox_id_ = q.int64(1);
   });
   if (!st) return Error{path_ + ": " + st.error()};
+  planned_through_ = applied_inbox_id_;
   return Status::Ok();
 }
 

@@ -16,7 +16,9 @@
 //     in large transactions that also record the last row they applied. Every open
 //     session reports about once a minute, so a transaction per batch rewrote nearly
 //     every open session's row and rollup cells each time; applying ~25 000 records at
-//     once writes each of them once. It runs on the applier thread when enough records
+//     once writes each of them once. Each transaction is planned in memory (ApplyPlan,
+//     apply_plan.hpp) and written and committed on the committer's thread
+//     (plan_committer.hpp) while the next is planned. It runs on the applier thread when enough records
 //     wait or a second has passed, before every report (reports read what was
 //     acknowledged), and at open and close (a process killed with -9 leaves rows: they
 //     are applied at the next open). A failure leaves the rows for the next try. The
@@ -25,7 +27,7 @@
 //     kHandoffWait) while the handoff holds what wakes the applier: ingest keeps its pace.
 // The two files have a write lock each, so acknowledging goes on while the applier
 // writes (on a 2-core machine that doubled ingest). The acknowledging thread holds
-// inbox_mutex_, the applier writer_mutex_; the applier never takes inbox_mutex_ while it
+// inbox_mutex_, the applier apply_mutex_; the applier never takes inbox_mutex_ while it
 // runs: the rows it applied are deleted by the next acknowledging transaction (and at
 // close), which learns them from applied_inbox_id_. Queries use a pool of read-only
 // connections, so they run while either commits (WAL); a session scan reads its slices
@@ -51,9 +53,12 @@
 
 namespace streamtally::collector {
 
+struct ApplyPlan;
+struct ApplyState;
 struct SqliteWriter;
 class Admission;
 class InboxFile;
+class PlanCommitter;
 
 // Applying starts when this many acknowledged records wait, or after kApplyDelay.
 inline constexpr int64_t kApplyRecords = 25'000;
@@ -82,8 +87,9 @@ class SqliteStore final : public Store {
   Result<StoreStats> stats() override;
   std::optional<std::string> ingest_refusal() const override;
 
-  // Applies every inbox row now (reports do this first, so they see what was acknowledged).
-  Status apply_inbox();
+  // Applies every inbox row now (reports do this first, so they see what was
+  // acknowledged). Without `drain`, the last plan may still be committing on return.
+  Status apply_inbox(bool drain = true);
   // Admission's session key filter holds every session the store held at open (it is
   // read on a thread of its own after open; inbox_admission.hpp).
   bool session_keys_loaded() const;
@@ -135,12 +141,18 @@ class SqliteStore final : public Store {
                                       std::vector<InboxHandoff::Row>& rows);
   GroupCommit group_commit_;
 
-  // The inbox (sqlite_inbox.cpp), with writer_mutex_ held.
-  Status apply_inbox_locked();
-  Status apply_chunk(int64_t through);
-  // The rows after applied_inbox_id_ for apply_chunk(), from the handoff or the file.
+  // The inbox applier (sqlite_inbox.cpp), with apply_mutex_ held.
+  Status apply_inbox_locked(bool drain);
+  Status plan_chunk(int64_t through);
+  // The rows after planned_through_ for plan_chunk(), from the handoff or the file.
   struct Chunk;
   Result<Chunk> take_chunk(int64_t through);
+  Status retire_in_flight();
+  Status start_over(const Status& failure);
+  // On the committer's thread.
+  Status commit_plan(const ApplyPlan& plan);
+  // Acknowledged records no plan holds yet: what wakes the applier.
+  int64_t unplanned_records() const;
   // Before every report: apply what waits in the inbox, so a report sees every batch
   // acknowledged before it (read-your-writes). stats() tries it too, but answers even
   // while applying fails: /metrics must show the backlog then.
@@ -156,15 +168,23 @@ class SqliteStore final : public Store {
   void release_reader(SqliteDb db);
 
   std::string path_;
-  std::mutex writer_mutex_;  // the store file's writer: applying
+  // Applying: planning (apply_state_, in_flight_, planned_through_) and handing plans to
+  // the committer, the only user of writer_ after open.
+  std::mutex apply_mutex_;
   std::unique_ptr<SqliteWriter> writer_;
-  // meta.applied_inbox_id: written by the applier after its commit (under writer_mutex_),
+  std::unique_ptr<ApplyState> apply_state_;
+  std::unique_ptr<PlanCommitter> committer_;
+  std::shared_ptr<ApplyPlan> in_flight_;  // handed to the committer, not retired yet
+  int64_t planned_through_ = 0;  // the last inbox row a plan holds
+  bool reload_needed_ = false;   // apply_state_ could not start over after a failure
+  std::atomic<int64_t> planned_records_{0};  // in plans not committed yet
+  // meta.applied_inbox_id: written by the committer after its commit,
   // read by acknowledging to delete the rows and let admission forget them.
   std::atomic<int64_t> applied_inbox_id_{0};
   std::mutex inbox_mutex_;   // the inbox file's writer: acknowledging
   std::unique_ptr<InboxFile> inbox_;
   std::unique_ptr<InboxHandoff> handoff_;  // acknowledged records on their way to the applier
-  BackgroundRelease release_;  // frees applied chunks off the applier
+  BackgroundRelease release_;  // frees applied plans and chunks off the applier
   std::unique_ptr<Admission> admission_;  // under inbox_mutex_
   std::string inbox_row_;  // encoding buffer, reused under inbox_mutex_
   std::atomic<int64_t> inbox_records_{0};  // acknowledged, not applied
