@@ -97,6 +97,9 @@ Result<ApplyGroup::Entry> ApplyGroup::find(const IngestRecord& in) {
   const SessionRecord& r = in.record;
   session_key(r.server_id, r.session_id, session_key_);
   if (auto it = state_.sessions.find(session_key_); it != state_.sessions.end()) return &*it;
+  // Rows are planned in order, so no plan before this one held the session (the first
+  // of its records admitted) and no row of it is in the store.
+  if (in.new_session) return nullptr;
   std::optional<StoredSession> found;
   Status st = state_.find_session.bind(1, r.server_id).bind(2, r.session_id).each_row([&](const Statement& q) {
     StoredSession s;

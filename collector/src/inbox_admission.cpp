@@ -112,13 +112,17 @@ void Admission::trim(Seen& seen) const {
   seen.admitted.erase(kept, older);
 }
 
-Result<bool> Admission::admit(const SessionRecord& r) {
+Result<Admission::Verdict> Admission::admit(const SessionRecord& r) {
   session_key(r.server_id, r.session_id, key_);
   auto it = seen_.find(key_);
   const bool inserted = it == seen_.end();
+  // The filter holds every session admitted and, once loaded, every session the store
+  // holds: a key it does not hold was never admitted and is not in the store.
+  bool new_session = false;
   if (inserted) {
     Seen fresh;
-    if (!session_keys_loaded() || filter_->may_hold(key_))
+    new_session = session_keys_loaded() && !filter_->may_hold(key_);
+    if (!new_session)
       if (Status st = look_up_session(r, fresh); !st) return Error{st.error()};
     // Before the store can hold it; a batch undone leaves a false positive.
     if (filter_) filter_->add(key_);
@@ -136,11 +140,11 @@ Result<bool> Admission::admit(const SessionRecord& r) {
   }
   if (duplicate) {
     if (inserted) seen_.erase(it);
-    return false;
+    return Verdict{};
   }
   seen.admitted.insert(at, {r.seq, kNoRow});
   undo_.push_back({&*it, inserted, r.seq});
-  return true;
+  return Verdict{true, new_session};
 }
 
 void Admission::admitted_into(int64_t row) {

@@ -51,8 +51,11 @@ class Admission {
   bool session_keys_loaded() const { return keys_loaded_.load(std::memory_order_acquire); }
   ~Admission();
 
-  // True when the record is new (and from now on remembered), false for a duplicate.
-  Result<bool> admit(const SessionRecord& r);
+  struct Verdict {
+    bool fresh = false;        // new (and from now on remembered); false: a duplicate
+    bool new_session = false;  // the first record admitted of a session the store never held
+  };
+  Result<Verdict> admit(const SessionRecord& r);
   // The batch's records are in inbox row `row` (its transaction not committed yet).
   void admitted_into(int64_t row);
 

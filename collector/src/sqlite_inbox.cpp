@@ -75,10 +75,11 @@ Result<IngestOutcome> SqliteStore::journal_batch(IngestBatch& batch, int64_t& in
   }
   std::vector<const IngestRecord*> fresh;
   fresh.reserve(batch.records.size());
-  for (const IngestRecord& in : batch.records) {
-    auto is_new = admission_->admit(in.record);
-    if (!is_new) return fail(is_new.error());
-    if (*is_new)
+  for (IngestRecord& in : batch.records) {
+    auto verdict = admission_->admit(in.record);
+    if (!verdict) return fail(verdict.error());
+    in.new_session = verdict->new_session;
+    if (verdict->fresh)
       fresh.push_back(&in);
     else
       ++outcome.duplicates;

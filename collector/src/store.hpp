@@ -34,6 +34,10 @@ struct IngestRecord {
   std::string os = "unknown";
   std::string browser = "unknown";
   std::string referer_domain;  // host part of the referer, "" when none
+  // Set by the SQLite store's admission (inbox_admission.hpp): the first record admitted
+  // of a session the store never held, so the applier reads no row for it. Not kept
+  // in the inbox file: read back from it, a record is looked up.
+  bool new_session = false;
 };
 
 struct IngestBatch {
