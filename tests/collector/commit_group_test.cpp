@@ -293,6 +293,15 @@ Status refuse_poisoned_records(sqlite3* db) {
 Status accept_poisoned_records(sqlite3* db) {
   return exec_sql_status(db, "DROP TRIGGER poison_INSERT; DROP TRIGGER poison_UPDATE");
 }
+// A connection to the store file at `path` (another process's, as far as the store
+// knows) that made its tables refuse the poisoned records.
+SqliteDb connection_refusing_poisoned_records(const std::string& path) {
+  auto db = open_database(path, false);
+  EXPECT_TRUE(db.ok());
+  if (!db) return {};
+  EXPECT_TRUE(refuse_poisoned_records(db->get()).ok());
+  return std::move(*db);
+}
 
 TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   test::TempDir dir;
@@ -304,8 +313,7 @@ TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
 
   const std::string path = dir.file("stuck.db");
   auto store = open_store_at(path);
-  auto db = open_database(path, false);
-  ASSERT_TRUE(refuse_poisoned_records(db->get()).ok());
+  SqliteDb db = connection_refusing_poisoned_records(path);
   int64_t accepted = 0;
   for (const auto& b : batches) {
     auto outcome = store->ingest(b);
@@ -331,7 +339,7 @@ TEST(Inbox, AFailingApplyKeepsTheRecordsUntilItSucceeds) {
   EXPECT_NE(refused_open.error().find("applying the inbox"), std::string::npos) << refused_open.error();
 
   // The cause goes away: everything is applied, exactly once.
-  ASSERT_TRUE(accept_poisoned_records(db->get()).ok());
+  ASSERT_TRUE(accept_poisoned_records(db.get()).ok());
   auto reopened = open_store_at(path);
   EXPECT_EQ(inbox_records(path), 0);
   EXPECT_EQ(answers(*reopened), answers(*reference));
@@ -348,12 +356,11 @@ TEST(Inbox, RowsOfAFailedApplyAreReadFromTheFileBeforeTheRowsHeldAfterThem) {
 
   const std::string path = dir.file("retried.db");
   auto store = open_store_at(path);
-  auto db = open_database(path, false);
-  ASSERT_TRUE(refuse_poisoned_records(db->get()).ok());
+  SqliteDb db = connection_refusing_poisoned_records(path);
   ASSERT_TRUE(store->ingest(batches[0]).ok());
   ASSERT_FALSE(store->apply_inbox().ok());  // took the first batch's records, and failed
   for (std::size_t i = 1; i < batches.size(); ++i) ASSERT_TRUE(store->ingest(batches[i]).ok());
-  ASSERT_TRUE(accept_poisoned_records(db->get()).ok());
+  ASSERT_TRUE(accept_poisoned_records(db.get()).ok());
   ASSERT_TRUE(store->apply_inbox().ok());
   EXPECT_EQ(answers(*store), answers(*reference));
   store.reset();  // deletes the applied rows from the inbox file
@@ -703,14 +710,13 @@ TEST(Inbox, AFailedCommitDropsThePlanMadeOnTopOfItAndBothAreAppliedAgain) {
 
   const std::string path = dir.file("dropped.db");
   auto store = open_store_at(path);
-  auto db = open_database(path, false);
-  ASSERT_TRUE(refuse_poisoned_records(db->get()).ok());
+  SqliteDb db = connection_refusing_poisoned_records(path);
   int failed = 0;
   for (std::size_t i = 0; i < batches.size(); ++i) {
     ASSERT_TRUE(store->ingest(batches[i]).ok());
     failed += !store->apply_inbox(/*drain=*/i % 3 == 2).ok();
     if (i == 6) {
-      ASSERT_TRUE(accept_poisoned_records(db->get()).ok());
+      ASSERT_TRUE(accept_poisoned_records(db.get()).ok());
     }
   }
   EXPECT_GT(failed, 0);
