@@ -4,13 +4,10 @@
 #include <optional>
 
 #include "attribution.hpp"
-#include "streamtally/clock.hpp"
 #include "update_chain.hpp"
 
 namespace streamtally::collector {
 namespace {
-
-int64_t point_time(const SessionRecord& r) { return r.ended_at ? *r.ended_at : r.updated_at; }
 
 // A rollup dimension's value for a record.
 using DimensionGetter = std::string_view (*)(const IngestRecord&);

@@ -33,6 +33,9 @@ struct PendingRow {
   std::vector<UpdatePoint> points;  // new in the chain, in the order applied
 };
 
+// The time of a record's chain point and of its row's last_t: ended_at, or updated_at.
+inline int64_t point_time(const SessionRecord& r) { return r.ended_at ? *r.ended_at : r.updated_at; }
+
 struct StoredSession {
   int64_t id = 0;          // sessions.id
   int64_t seq = 0;         // highest seq of the chain (the row's record)

@@ -66,9 +66,10 @@ inline constexpr auto kApplyDelay = std::chrono::seconds(1);
 // At most about this many records in one apply transaction. When ingest outruns the
 // applier, the backlog is applied in chunks this large: a session row, rollup cell or
 // chain row then takes the updates of a longer stretch of time in one write (with
-// 100 000 instead of 25 000, an apply costs ~25 % less a record). The decoded chunk is
-// held in memory, ~1 KiB a record, and so are up to as many records handed from
-// acknowledging to the applier (inbox_handoff.hpp).
+// 100 000 instead of 25 000, an apply costs ~25 % less a record). A decoded chunk is
+// held in memory, ~1 KiB a record, until the plan after it is handed over (so up to two:
+// the one being written and the one being planned), and so are up to as many records
+// handed from acknowledging to the applier (inbox_handoff.hpp).
 inline constexpr int64_t kApplyChunkRecords = 100'000;
 // How long a batch waits for the applier to take the records handed to it, at most.
 inline constexpr auto kHandoffWait = std::chrono::seconds(1);

@@ -12,8 +12,6 @@
 namespace streamtally::collector {
 namespace {
 
-int64_t point_time(const SessionRecord& r) { return r.ended_at ? *r.ended_at : r.updated_at; }
-
 // The nullable columns end_reason and tags: NULL when the record has none. Text is bound
 // without a copy: the records outlive the statement's step.
 void bind_end_reason(Statement& s, int i, const SessionRecord& r) {
