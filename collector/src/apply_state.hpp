@@ -1,6 +1,6 @@
 // ApplyState: what the inbox applier knows of the store between its transactions, and
 // its own read-only connection for what it does not know. Only the thread planning an
-// apply uses it (under SqliteStore's writer mutex); plans are written on another thread
+// apply uses it (under SqliteStore's apply_mutex_); plans are written on another thread
 // (plan_committer.hpp), so this state runs ahead of the store by the plan being written:
 //  - the ids of new sessions and dimension combinations are given here (max + 1 at
 //    load), so a plan needs no write to learn them;

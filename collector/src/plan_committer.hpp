@@ -31,6 +31,9 @@ class PlanCommitter {
   std::optional<Done> wait();
   // Hands a plan over; none may be in hand (wait() first).
   void start(std::shared_ptr<ApplyPlan> plan);
+  // The plan handed over and not waited for yet, being written or written (nullptr:
+  // none). Only for the thread that hands plans over: only it changes which is in hand.
+  const ApplyPlan* in_hand() const { return in_hand_.get(); }
 
  private:
   void loop();

@@ -203,7 +203,7 @@ Status SqliteStore::plan_chunk(int64_t through) {
   planned_through_ = chunk->through;
   planned_records_ += records;
 
-  ApplyGroup tx(*apply_state_, in_flight_.get(), max_session_ms_);
+  ApplyGroup tx(*apply_state_, committer_->in_hand(), max_session_ms_);
   // In time order rather than arrival order: batches sent over several connections
   // arrive interleaved, and an update applied after a later one of its session is
   // attributed by replaying the session's whole chain; in time order a session's
@@ -225,7 +225,6 @@ Status SqliteStore::plan_chunk(int64_t through) {
     if (!row.damage.empty()) plan->damaged.push_back({row.id, std::move(row.body), std::move(row.damage)});
   plan->records_owner = std::make_shared<Chunk>(std::move(*chunk));
   if (Status s = retire_in_flight(); !s) return s;
-  in_flight_ = plan;
   committer_->start(std::move(plan));
   return Status::Ok();
 }
@@ -233,7 +232,6 @@ Status SqliteStore::plan_chunk(int64_t through) {
 // Waits for the plan in hand: its closed sessions leave the cache once it committed.
 Status SqliteStore::retire_in_flight() {
   auto done = committer_->wait();
-  in_flight_.reset();
   if (!done) return Status::Ok();
   if (done->status) apply_state_->forget_closed(*done->plan);
   // The plan and the records it points into are freed on another thread: not the applier's time.
@@ -245,7 +243,6 @@ Status SqliteStore::retire_in_flight() {
 // dropped, and its rows are read again from the file.
 Status SqliteStore::start_over(const Status& failure) {
   (void)committer_->wait();  // its outcome does not matter: everything starts over from what committed
-  in_flight_.reset();
   if (planned_through_ > applied_inbox_id_) handoff_->not_applied(planned_through_);
   planned_through_ = applied_inbox_id_;
   planned_records_ = 0;

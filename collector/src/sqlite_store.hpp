@@ -169,13 +169,12 @@ class SqliteStore final : public Store {
   void release_reader(SqliteDb db);
 
   std::string path_;
-  // Applying: planning (apply_state_, in_flight_, planned_through_) and handing plans to
-  // the committer, the only user of writer_ after open.
+  // Applying: planning (apply_state_, planned_through_) and handing plans to the
+  // committer, the only user of writer_ after open.
   std::mutex apply_mutex_;
   std::unique_ptr<SqliteWriter> writer_;
   std::unique_ptr<ApplyState> apply_state_;
   std::unique_ptr<PlanCommitter> committer_;
-  std::shared_ptr<ApplyPlan> in_flight_;  // handed to the committer, not retired yet
   int64_t planned_through_ = 0;  // the last inbox row a plan holds
   bool reload_needed_ = false;   // apply_state_ could not start over after a failure
   std::atomic<int64_t> planned_records_{0};  // in plans not committed yet
