@@ -171,6 +171,18 @@ streamtally_end_reason_t eos_reason(streamtally_type_t type) {
   return type == STREAMTALLY_PUBLISH ? STREAMTALLY_END_CLIENT : STREAMTALLY_END_SERVER;
 }
 
+// Adds what a buffer (or a whole list) carried to the open session: one relaxed
+// atomic add inside libstreamtally.
+inline void count_bytes(const ElementState& st, streamtally_session_t* session, uint64_t size) {
+  if (st.hot_publish) {
+    streamtally_session_add_bytes(session, size, 0);
+  } else {
+    streamtally_session_add_bytes(session, 0, size);
+  }
+}
+
+// Reached through GstBaseTransform's chain only off the fast path (gst_streamtally_chain):
+// the first buffer of a session, or a renegotiation.
 GstFlowReturn gst_streamtally_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
   GstStreamtally* self = GST_STREAMTALLY(trans);
   ElementState& st = *self->state;
@@ -180,13 +192,7 @@ GstFlowReturn gst_streamtally_transform_ip(GstBaseTransform* trans, GstBuffer* b
     session = open_session(self);
     if (!session) return GST_FLOW_OK;
   }
-  // The hot path: one relaxed atomic add inside libstreamtally, nothing else.
-  const uint64_t size = gst_buffer_get_size(buf);
-  if (st.hot_publish) {
-    streamtally_session_add_bytes(session, size, 0);
-  } else {
-    streamtally_session_add_bytes(session, 0, size);
-  }
+  count_bytes(st, session, gst_buffer_get_size(buf));
   return GST_FLOW_OK;
 }
 
@@ -236,14 +242,53 @@ gboolean gst_streamtally_start(GstBaseTransform* trans) {
 // every instance).
 GstPadChainFunction base_transform_chain = nullptr;
 
-// Our sink pad's chain: GstBaseTransform's, plus noting an error flow return from
-// downstream (the pads' own last flow return is reset to "flushing" when they are
-// deactivated, before stop() could read it). One predictable branch per buffer.
-GstFlowReturn gst_streamtally_chain(GstPad* pad, GstObject* parent, GstBuffer* buffer) {
-  GstFlowReturn ret = base_transform_chain(pad, parent, buffer);
+// Notes an error flow return from downstream: the session then ends with "error" (the
+// pads' own last flow return is reset to "flushing" when they are deactivated, before
+// stop() could read it). One predictable branch per buffer.
+inline GstFlowReturn note_flow(GstStreamtally* self, GstFlowReturn ret) {
   if (G_UNLIKELY(ret < GST_FLOW_EOS)) {  // not-negotiated, error, not-supported
-    GST_STREAMTALLY(parent)->state->downstream_error.store(ret, std::memory_order_relaxed);
+    self->state->downstream_error.store(ret, std::memory_order_relaxed);
   }
+  return ret;
+}
+
+// The session to count into when a buffer may skip GstBaseTransform's chain: one is
+// open and the src pad has nothing to renegotiate (the flag is read without the pad's
+// lock: a renegotiation noticed one buffer late is what GstBaseTransform does too).
+// For a pass-through that only counts, GstBaseTransform's chain (its stream lock, QoS
+// and output bookkeeping) was most of the per-buffer cost; pushing straight to the
+// src pad is what it does for a passthrough buffer in the end.
+inline streamtally_session_t* fast_path_session(GstStreamtally* self) {
+  streamtally_session_t* session = self->state->hot_session;
+  if (G_UNLIKELY(session == nullptr || GST_PAD_NEEDS_RECONFIGURE(GST_BASE_TRANSFORM_SRC_PAD(self)))) return nullptr;
+  return session;
+}
+
+// Our sink pad's chain: count and push; GstBaseTransform's chain off the fast path.
+GstFlowReturn gst_streamtally_chain(GstPad* pad, GstObject* parent, GstBuffer* buffer) {
+  // The pad's parent is always this element: no checked cast on the per-buffer path.
+  auto* self = reinterpret_cast<GstStreamtally*>(parent);
+  streamtally_session_t* session = fast_path_session(self);
+  if (G_UNLIKELY(session == nullptr)) return note_flow(self, base_transform_chain(pad, parent, buffer));
+  count_bytes(*self->state, session, gst_buffer_get_size(buffer));
+  return note_flow(self, gst_pad_push(GST_BASE_TRANSFORM_SRC_PAD(self), buffer));
+}
+
+// A buffer list is counted with one add and pushed whole (GstPad's default would
+// call the chain once per buffer).
+GstFlowReturn gst_streamtally_chain_list(GstPad* pad, GstObject* parent, GstBufferList* list) {
+  auto* self = reinterpret_cast<GstStreamtally*>(parent);
+  streamtally_session_t* session = fast_path_session(self);
+  if (G_LIKELY(session != nullptr)) {
+    count_bytes(*self->state, session, gst_buffer_list_calculate_size(list));
+    return note_flow(self, gst_pad_push_list(GST_BASE_TRANSFORM_SRC_PAD(self), list));
+  }
+  // The first buffer opens the session; the rest then take the fast path.
+  GstFlowReturn ret = GST_FLOW_OK;
+  const guint n = gst_buffer_list_length(list);
+  for (guint i = 0; i < n && ret == GST_FLOW_OK; ++i)
+    ret = gst_streamtally_chain(pad, parent, gst_buffer_ref(gst_buffer_list_get(list, i)));
+  gst_buffer_list_unref(list);
   return ret;
 }
 
@@ -425,4 +470,5 @@ static void gst_streamtally_init(GstStreamtally* self) {
     g_once_init_leave(&chain_saved, 1);
   }
   gst_pad_set_chain_function(sink, GST_DEBUG_FUNCPTR(gst_streamtally_chain));
+  gst_pad_set_chain_list_function(sink, GST_DEBUG_FUNCPTR(gst_streamtally_chain_list));
 }

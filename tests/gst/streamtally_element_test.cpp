@@ -128,6 +128,37 @@ TEST_F(StreamtallyHarness, PassesTheSameBuffersThroughAndCountsEveryByte) {
   EXPECT_TRUE(r.ended_at.has_value());
 }
 
+// Lists pass whole (counted with one add once the session is open); the first list,
+// which opens the session, is counted buffer by buffer. Every byte counts either way.
+TEST_F(StreamtallyHarness, BufferListsPassThroughWholeAndCountEveryByte) {
+  start();
+  guint64 expected = 0;
+  for (int round = 0; round < 3; ++round) {
+    GstBufferList* list = gst_buffer_list_new();
+    std::vector<GstBuffer*> sent;
+    for (gsize size : {188u, 1316u, 7u, 65536u}) {
+      GstBuffer* b = gst_buffer_new_and_alloc(size + round);
+      sent.push_back(b);
+      gst_buffer_list_add(list, b);
+      expected += size + round;
+    }
+    ASSERT_EQ(gst_pad_push_list(harness_->srcpad, list), GST_FLOW_OK);
+    for (GstBuffer* b : sent) {
+      GstBuffer* out = gst_harness_pull(harness_);
+      ASSERT_NE(out, nullptr);
+      EXPECT_EQ(out, b) << "pass-through must hand on the buffers it got";
+      gst_buffer_unref(out);
+    }
+    EXPECT_EQ(bytes_property(), expected) << "after list " << round;
+  }
+  const std::string id = session_id_property();
+  gst_harness_teardown(harness_);
+  harness_ = nullptr;
+  auto latest = latest_by_session(spool_records(spool_));
+  ASSERT_EQ(latest.size(), 1u);
+  EXPECT_EQ(latest.at(id).bytes_out, expected);
+}
+
 TEST_F(StreamtallyHarness, PublishCountsBytesInAndEosClosesWithMessage) {
   gst_util_set_object_arg(G_OBJECT(element_), "type", "publish");
   gst_util_set_object_arg(G_OBJECT(element_), "protocol", "srt");
