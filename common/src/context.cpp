@@ -102,7 +102,7 @@ Status Context::start() {
     impl_->uploader = std::make_unique<Uploader>(impl_->spool, up);
   }
   SpoolWriter::Hooks hooks;
-  hooks.on_tick = [this](int64_t now) { tracker_->emit_due_interims(now); };
+  hooks.on_tick = [this](int64_t now) { return tracker_->emit_due_interims(now); };
   hooks.on_appended = [this](std::size_t) {
     if (impl_->uploader) impl_->uploader->nudge();
   };

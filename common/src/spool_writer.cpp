@@ -1,5 +1,7 @@
 #include "streamtally/spool_writer.hpp"
 
+#include <algorithm>
+
 #include "streamtally/clock.hpp"
 #include "streamtally/log.hpp"
 #include "streamtally/spool.hpp"
@@ -19,8 +21,14 @@ void SpoolWriter::enqueue(SessionRecord&& record) {
     ++written_total_;
     dropped_.fetch_add(1, std::memory_order_relaxed);
   }
+  const bool was_empty = queue_.empty();
   queue_.push_back(std::move(record));
   ++enqueued_total_;
+  if (was_empty) {
+    first_queued_at_ = std::chrono::steady_clock::now();
+    records_arrived_ = true;
+    wake_.notify_one();
+  }
 }
 
 bool SpoolWriter::flush(std::chrono::milliseconds timeout) {
@@ -41,13 +49,13 @@ void SpoolWriter::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void SpoolWriter::write_queued() {
+bool SpoolWriter::write_queued() {
   std::deque<SessionRecord> taken;
   {
     std::lock_guard lock(mutex_);
     taken.swap(queue_);
   }
-  if (taken.empty()) return;
+  if (taken.empty()) return false;
   std::vector<SessionRecord> batch(std::make_move_iterator(taken.begin()), std::make_move_iterator(taken.end()));
   auto result = spool_->append(batch);
   std::lock_guard lock(mutex_);
@@ -55,31 +63,50 @@ void SpoolWriter::write_queued() {
     // Keep them for the next tick, ahead of newer records.
     log(LogLevel::Warn, "spool append failed, will retry: " + result.error());
     queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
-    return;
+    first_queued_at_ = std::chrono::steady_clock::now();  // retried after one more tick
+    return false;
   }
   spooled_.fetch_add(result->appended - std::min(result->appended, result->dropped), std::memory_order_relaxed);
   dropped_.fetch_add(result->dropped, std::memory_order_relaxed);
   written_total_ += batch.size();
   written_.notify_all();
   if (hooks_.on_appended) hooks_.on_appended(batch.size());
+  return true;
 }
 
 void SpoolWriter::run() {
+  using Clock = std::chrono::steady_clock;
   int64_t next_recovery = 0;  // at once: sessions of writers that died before we started
+  int64_t next_due = 0;       // on_tick at once
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait_for(lock, options_.tick, [&] { return stopping_ || flush_requested_; });
+    // Sleep until the queued records' batch is due, the periodic work is, or a stop,
+    // a flush or the first record of a new batch comes.
+    const int64_t wall_now = now_ms();
+    auto until = Clock::now() + std::chrono::milliseconds(
+                                    std::clamp<int64_t>(std::min(next_due, next_recovery) - wall_now, 0,
+                                                        options_.max_sleep.count()));
+    for (;;) {
+      if (!queue_.empty()) until = std::min(until, first_queued_at_ + options_.tick);
+      records_arrived_ = false;
+      if (wake_.wait_until(lock, until, [&] { return stopping_ || flush_requested_ || records_arrived_; })) {
+        if (records_arrived_ && !stopping_ && !flush_requested_) continue;  // batch them: sleep on
+      }
+      break;
+    }
     const bool stopping = stopping_;
     flush_requested_ = false;
     lock.unlock();
 
     const int64_t now = now_ms();
-    if (hooks_.on_tick) hooks_.on_tick(now);
+    if (now >= next_due && hooks_.on_tick) next_due = hooks_.on_tick(now);  // its records join this batch
     if (now >= next_recovery) {
       if (auto r = spool_->recover_dead_writers(); !r) log(LogLevel::Warn, "session recovery failed: " + r.error());
       next_recovery = now + options_.recovery_interval.count();
     }
-    write_queued();
+    // A batch may hold a session that just opened, whose interim is due before what
+    // on_tick said last: ask again.
+    if (write_queued() && hooks_.on_tick) next_due = hooks_.on_tick(now_ms());
 
     lock.lock();
     if (stopping && queue_.empty()) break;

@@ -135,3 +135,26 @@ TEST(SessionTracker, CloseAllClosesEverySessionOnce) {
   EXPECT_EQ(closed, 5);
   EXPECT_EQ(tracker.open_count(), 0u);
 }
+
+// Updates due within a tenth of the interval go out together, and the tracker says
+// when it next has work: the spool writer sleeps until then and appends once.
+TEST(SessionTracker, InterimUpdatesDueCloseTogetherGoOutTogether) {
+  Recorder rec;
+  SessionTracker tracker({"srv", "h", std::chrono::milliseconds(1000)}, rec.sink());
+  auto a = tracker.open(viewer());
+  const int64_t t0 = rec.records[0].updated_at;
+  auto b = tracker.open(viewer());  // due a few ms after a at most
+  const int64_t b_due = rec.records[1].updated_at + 1000;
+  ASSERT_LT(b_due - t0, 1050);
+
+  EXPECT_EQ(tracker.emit_due_interims(t0 + 850), t0 + 1000) << "nothing due within a tenth yet";
+  EXPECT_EQ(rec.records.size(), 2u);
+  // 80 ms before a is due: both go, in one batch, and are next due together.
+  EXPECT_EQ(tracker.emit_due_interims(t0 + 920), t0 + 1920);
+  ASSERT_EQ(rec.records.size(), 4u);
+  EXPECT_EQ(rec.records[2].updated_at, t0 + 920);
+  EXPECT_EQ(rec.records[3].updated_at, t0 + 920);
+  tracker.close(a, EndReason::Client);
+  tracker.close(b, EndReason::Client);
+  EXPECT_EQ(tracker.emit_due_interims(t0 + 5000), INT64_MAX) << "no session open: nothing due";
+}

@@ -72,8 +72,10 @@ class SessionTracker {
   std::shared_ptr<Session> open(SessionInfo info);
   // Returns true when this call closed the session, false when it was already closed.
   bool close(const std::shared_ptr<Session>& session, EndReason reason, int64_t at_ms = 0);
-  // Emits an interim update for every open session whose interim is due at now_ms.
-  void emit_due_interims(int64_t now_ms);
+  // Emits an interim update for every open session whose interim is due at now_ms,
+  // or within a tenth of the interval (so updates go in batches); returns when the
+  // next one falls due (ms since the epoch), INT64_MAX with none open.
+  int64_t emit_due_interims(int64_t now_ms);
   void close_all(EndReason reason);
   std::size_t open_count() const;
   const Options& options() const { return options_; }
