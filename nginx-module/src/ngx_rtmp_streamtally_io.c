@@ -7,8 +7,6 @@
 
 static ssize_t ngx_rtmp_streamtally_recv(ngx_connection_t *c, u_char *buf,
     size_t size);
-static ssize_t ngx_rtmp_streamtally_send(ngx_connection_t *c, u_char *buf,
-    size_t size);
 
 
 void
@@ -20,9 +18,7 @@ ngx_rtmp_streamtally_io_attach(ngx_rtmp_streamtally_io_t *io,
     }
 
     io->recv = c->recv;
-    io->send = c->send;
     c->recv = ngx_rtmp_streamtally_recv;
-    c->send = ngx_rtmp_streamtally_send;
 }
 
 
@@ -35,7 +31,20 @@ ngx_rtmp_streamtally_io_detach(ngx_rtmp_streamtally_io_t *io,
     }
 
     c->recv = io->recv;
-    c->send = io->send;
+}
+
+
+void
+ngx_rtmp_streamtally_io_sync(ngx_rtmp_streamtally_io_t *io,
+    ngx_connection_t *c)
+{
+    if (io->session == NULL) {
+        return;
+    }
+
+    /* the library keeps the highest total it was given: never less */
+    streamtally_session_set_bytes(io->session, 0,
+                                  (uint64_t) (c->sent - io->sent_base));
 }
 
 
@@ -52,24 +61,6 @@ ngx_rtmp_streamtally_recv(ngx_connection_t *c, u_char *buf, size_t size)
     /* n <= 0 is NGX_AGAIN, NGX_ERROR or EOF: nothing moved */
     if (n > 0 && io->session != NULL) {
         streamtally_session_add_bytes(io->session, (uint64_t) n, 0);
-    }
-
-    return n;
-}
-
-
-static ssize_t
-ngx_rtmp_streamtally_send(ngx_connection_t *c, u_char *buf, size_t size)
-{
-    ssize_t                     n;
-    ngx_rtmp_streamtally_io_t  *io;
-
-    io = ngx_rtmp_streamtally_io_of(c);
-
-    n = io->send(c, buf, size);
-
-    if (n > 0 && io->session != NULL) {
-        streamtally_session_add_bytes(io->session, 0, (uint64_t) n);
     }
 
     return n;

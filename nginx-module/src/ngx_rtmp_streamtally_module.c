@@ -5,8 +5,10 @@
  * Joins nginx-rtmp's publish / play / close_stream chains (like
  * ngx_rtmp_notify_module), opens a libstreamtally session with what nginx-rtmp
  * knows (peer address, app/name, flashVer, pageUrl, query args) and counts the
- * connection's bytes with 64-bit counters (ngx_rtmp_streamtally_io.c).
- * Interim updates and spooling happen inside the library, on its threads.
+ * connection's bytes with 64-bit counters (ngx_rtmp_streamtally_io.c): bytes
+ * in as they are read, bytes out from nginx's c->sent, handed to the library
+ * once a second while this worker has sessions open, and at close. Interim
+ * updates and spooling happen inside the library, on its threads.
  */
 
 #include <ngx_config.h>
@@ -23,6 +25,9 @@
  * in_bytes never counts (c->sent does include the server's S0 + S1 + S2). */
 #define NGX_RTMP_STREAMTALLY_HANDSHAKE_IN  (1 + 1536 + 1536)
 
+/* How often the bytes sent reach the library (interim updates read them). */
+#define NGX_RTMP_STREAMTALLY_SYNC_MS       1000
+
 
 typedef struct {
     ngx_flag_t                  enable;
@@ -35,6 +40,8 @@ typedef struct {
 typedef struct {
     ngx_rtmp_streamtally_io_t   io;          /* io.session: the open session */
     ngx_uint_t                  opened;      /* sessions on this connection */
+    ngx_queue_t                 queue;       /* in ngx_rtmp_streamtally_sessions */
+    ngx_connection_t           *connection;
 } ngx_rtmp_streamtally_ctx_t;
 
 
@@ -52,8 +59,13 @@ static void ngx_rtmp_streamtally_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_rtmp_streamtally_open(ngx_rtmp_session_t *s,
     streamtally_type_t type, u_char *name, u_char *args);
 static void ngx_rtmp_streamtally_close(ngx_rtmp_session_t *s);
+static void ngx_rtmp_streamtally_close_ctx(ngx_rtmp_streamtally_ctx_t *ctx,
+    streamtally_end_reason_t reason);
+static void ngx_rtmp_streamtally_cleanup(void *data);
 static ngx_int_t ngx_rtmp_streamtally_arg(ngx_pool_t *pool, ngx_str_t *args,
     ngx_str_t *name, ngx_str_t *value);
+static void ngx_rtmp_streamtally_sync_handler(ngx_event_t *ev);
+static void ngx_rtmp_streamtally_sync_all(void);
 
 
 /* nginx-rtmp's core module; its header does not declare it */
@@ -65,6 +77,11 @@ static ngx_rtmp_close_stream_pt    next_close_stream;
 
 /* This worker's context; NULL when accounting is off or the spool failed. */
 static streamtally_ctx_t          *ngx_rtmp_streamtally_ctx;
+
+/* This worker's open sessions (ngx_rtmp_streamtally_ctx_t.queue), and the
+ * timer that hands their bytes sent to the library, armed while any is open. */
+static ngx_queue_t                 ngx_rtmp_streamtally_sessions;
+static ngx_event_t                 ngx_rtmp_streamtally_sync_event;
 
 
 static ngx_command_t  ngx_rtmp_streamtally_commands[] = {
@@ -240,6 +257,8 @@ ngx_rtmp_streamtally_init_process(ngx_cycle_t *cycle)
 {
     ngx_streamtally_main_conf_t  *mcf;
 
+    ngx_queue_init(&ngx_rtmp_streamtally_sessions);
+
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
     {
@@ -254,6 +273,11 @@ ngx_rtmp_streamtally_init_process(ngx_cycle_t *cycle)
     /* A spool that cannot open must not stop nginx from serving media. */
     (void) ngx_streamtally_ctx_create(cycle, mcf, &ngx_rtmp_streamtally_ctx);
 
+    ngx_rtmp_streamtally_sync_event.handler = ngx_rtmp_streamtally_sync_handler;
+    ngx_rtmp_streamtally_sync_event.log = cycle->log;
+    /* the timer must not keep a gracefully exiting worker alive */
+    ngx_rtmp_streamtally_sync_event.cancelable = 1;
+
     return NGX_OK;
 }
 
@@ -265,7 +289,9 @@ ngx_rtmp_streamtally_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
-    /* Closes sessions still open ("server") and flushes, bounded. */
+    /* Closes sessions still open ("server") with their last bytes, and
+     * flushes, bounded. */
+    ngx_rtmp_streamtally_sync_all();
     streamtally_ctx_destroy(ngx_rtmp_streamtally_ctx,
                             NGX_STREAMTALLY_EXIT_FLUSH_MS);
     ngx_rtmp_streamtally_ctx = NULL;
@@ -326,6 +352,7 @@ ngx_rtmp_streamtally_open(ngx_rtmp_session_t *s, streamtally_type_t type,
     ngx_uint_t                        i;
     ngx_keyval_t                     *kv;
     ngx_connection_t                 *c;
+    ngx_pool_cleanup_t               *cln;
     streamtally_tag_t                *tags;
     streamtally_session_t            *session;
     ngx_rtmp_streamtally_ctx_t       *ctx;
@@ -351,6 +378,18 @@ ngx_rtmp_streamtally_open(ngx_rtmp_session_t *s, streamtally_type_t type,
         if (ctx == NULL) {
             return NGX_ERROR;
         }
+
+        /* the context lives in the connection's pool and in the list of
+         * open sessions: it leaves the list with the pool, whatever path
+         * closed the connection */
+        cln = ngx_pool_cleanup_add(c->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+        cln->handler = ngx_rtmp_streamtally_cleanup;
+        cln->data = ctx;
+
+        ctx->connection = c;
         ngx_rtmp_set_ctx(s, ctx, ngx_rtmp_streamtally_module);
     }
 
@@ -431,12 +470,21 @@ ngx_rtmp_streamtally_open(ngx_rtmp_session_t *s, streamtally_type_t type,
      */
     if (ctx->opened++ == 0) {
         streamtally_session_add_bytes(session,
-            (uint64_t) s->in_bytes + NGX_RTMP_STREAMTALLY_HANDSHAKE_IN,
-            (uint64_t) c->sent);
+            (uint64_t) s->in_bytes + NGX_RTMP_STREAMTALLY_HANDSHAKE_IN, 0);
+        ctx->io.sent_base = 0;
+
+    } else {
+        ctx->io.sent_base = c->sent;
     }
 
     ctx->io.session = session;
     ngx_rtmp_streamtally_io_attach(&ctx->io, c);
+
+    ngx_queue_insert_tail(&ngx_rtmp_streamtally_sessions, &ctx->queue);
+    if (!ngx_rtmp_streamtally_sync_event.timer_set) {
+        ngx_add_timer(&ngx_rtmp_streamtally_sync_event,
+                      NGX_RTMP_STREAMTALLY_SYNC_MS);
+    }
 
     ngx_log_debug2(NGX_LOG_DEBUG_RTMP, c->log, 0,
                    "streamtally: session %s for \"%V\"",
@@ -449,19 +497,72 @@ ngx_rtmp_streamtally_open(ngx_rtmp_session_t *s, streamtally_type_t type,
 static void
 ngx_rtmp_streamtally_close(ngx_rtmp_session_t *s)
 {
-    streamtally_session_t       *session;
     ngx_rtmp_streamtally_ctx_t  *ctx;
 
     ctx = ngx_rtmp_get_module_ctx(s, ngx_rtmp_streamtally_module);
-    if (ctx == NULL || ctx->io.session == NULL) {
+    if (ctx != NULL) {
+        ngx_rtmp_streamtally_close_ctx(ctx, STREAMTALLY_END_CLIENT);
+    }
+}
+
+
+/* Closes the open session of a connection, if any, with its final bytes. */
+static void
+ngx_rtmp_streamtally_close_ctx(ngx_rtmp_streamtally_ctx_t *ctx,
+    streamtally_end_reason_t reason)
+{
+    streamtally_session_t  *session;
+
+    if (ctx->io.session == NULL) {
         return;
     }
+
+    ngx_rtmp_streamtally_io_sync(&ctx->io, ctx->connection);
+    ngx_queue_remove(&ctx->queue);
 
     session = ctx->io.session;
     ctx->io.session = NULL;
 
-    (void) streamtally_session_close(session, STREAMTALLY_END_CLIENT);
+    (void) streamtally_session_close(session, reason);
     streamtally_session_free(session);
+}
+
+
+/* The connection's pool goes: nginx-rtmp closes its streams first, so a
+ * session still open here lost its connection some other way. */
+static void
+ngx_rtmp_streamtally_cleanup(void *data)
+{
+    ngx_rtmp_streamtally_close_ctx(data, STREAMTALLY_END_ERROR);
+}
+
+
+static void
+ngx_rtmp_streamtally_sync_all(void)
+{
+    ngx_queue_t                 *q;
+    ngx_rtmp_streamtally_ctx_t  *ctx;
+
+    for (q = ngx_queue_head(&ngx_rtmp_streamtally_sessions);
+         q != ngx_queue_sentinel(&ngx_rtmp_streamtally_sessions);
+         q = ngx_queue_next(q))
+    {
+        ctx = ngx_queue_data(q, ngx_rtmp_streamtally_ctx_t, queue);
+        ngx_rtmp_streamtally_io_sync(&ctx->io, ctx->connection);
+    }
+}
+
+
+static void
+ngx_rtmp_streamtally_sync_handler(ngx_event_t *ev)
+{
+    ngx_rtmp_streamtally_sync_all();
+
+    if (!ngx_queue_empty(&ngx_rtmp_streamtally_sessions)
+        && !ngx_exiting && !ngx_terminate && !ngx_quit)
+    {
+        ngx_add_timer(ev, NGX_RTMP_STREAMTALLY_SYNC_MS);
+    }
 }
 
 

@@ -1,8 +1,9 @@
 // The RTMP module's byte counting (nginx-module/src/ngx_rtmp_streamtally_io.c)
 // past 4 GiB: nginx-rtmp's own counters are 32-bit and reset near 3.75 GB, ours
-// must not be. Real bytes through a real socket pair, read and written through
-// the wrapped c->recv / c->send exactly as nginx-rtmp calls them; the ground truth
-// is what the peer thread wrote / read, counted independently.
+// must not be. Real bytes through a real socket pair, read through the wrapped
+// c->recv and written through c->send exactly as nginx-rtmp calls them (bytes out
+// come from c->sent, handed over by io_sync); the ground truth is what the peer
+// thread wrote / read, counted independently.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -129,13 +130,20 @@ TEST_F(RtmpIoCounting, CountsBothDirectionsPastFourGiBExactly) {
     }
   });
   uint64_t sent_total = 0;
+  uint64_t synced_out = 0;
   while (sent_total < kTotal) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, kTotal - sent_total));
     ssize_t n = conn_.send(&conn_, buf.data(), want);
     ASSERT_GT(n, 0);
     sent_total += static_cast<uint64_t>(n);
+    if (sent_total > (2ull << 30) && synced_out == 0) {  // a sync on the way (the module's timer)
+      ngx_rtmp_streamtally_io_sync(&g_io, &conn_);
+      streamtally_session_bytes(session_, nullptr, &synced_out);
+      EXPECT_EQ(synced_out, sent_total);
+    }
   }
   reader.join();
+  ngx_rtmp_streamtally_io_sync(&g_io, &conn_);  // as at close
 
   ASSERT_EQ(peer_wrote, kTotal);
   ASSERT_EQ(peer_read, kTotal);
@@ -174,19 +182,43 @@ TEST_F(RtmpIoCounting, WouldBlockAndErrorsCountNothing) {
   ::close(fds_[1]);
   fds_[1] = -1;
   EXPECT_EQ(conn_.send(&conn_, buf, sizeof buf), NGX_ERROR);  // EPIPE
+  ngx_rtmp_streamtally_io_sync(&g_io, &conn_);
   uint64_t in = 1, out = 1;
   streamtally_session_bytes(session_, &in, &out);
   EXPECT_EQ(in, 0u);
   EXPECT_EQ(out, 0u);
 }
 
+// A second session on the connection counts from where the first one stopped.
+TEST_F(RtmpIoCounting, BytesOutCountFromTheSessionsStart) {
+  std::thread reader([&] {
+    char rbuf[4096];
+    for (uint64_t got = 0; got < 3000;) {
+      ssize_t n = ::recv(fds_[1], rbuf, sizeof rbuf, 0);
+      if (n <= 0) break;
+      got += static_cast<uint64_t>(n);
+    }
+  });
+  u_char buf[1000] = {};
+  ASSERT_EQ(conn_.send(&conn_, buf, sizeof buf), 1000);
+  g_io.sent_base = conn_.sent;  // as the module does for a later session
+  ASSERT_EQ(conn_.send(&conn_, buf, sizeof buf), 1000);
+  ASSERT_EQ(conn_.send(&conn_, buf, sizeof buf), 1000);
+  reader.join();
+  ngx_rtmp_streamtally_io_sync(&g_io, &conn_);
+  uint64_t in = 1, out = 0;
+  streamtally_session_bytes(session_, &in, &out);
+  EXPECT_EQ(out, 2000u);
+}
+
 TEST_F(RtmpIoCounting, DetachRestoresTheOriginalsAndStopsCounting) {
   ngx_rtmp_streamtally_io_detach(&g_io, &conn_);
   EXPECT_EQ(conn_.recv, plain_recv);
-  EXPECT_EQ(conn_.send, plain_send);
+  EXPECT_EQ(conn_.send, plain_send) << "the send path is never wrapped";
   u_char byte = 'a';
-  ASSERT_EQ(conn_.send(&conn_, &byte, 1), 1);
+  ASSERT_EQ(::send(fds_[1], &byte, 1, MSG_NOSIGNAL), 1);
+  ASSERT_EQ(conn_.recv(&conn_, &byte, 1), 1);
   uint64_t in = 1, out = 1;
   streamtally_session_bytes(session_, &in, &out);
-  EXPECT_EQ(out, 0u);
+  EXPECT_EQ(in, 0u);
 }
