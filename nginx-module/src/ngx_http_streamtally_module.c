@@ -3,13 +3,17 @@
  * DASH, progressive) — no nginx-rtmp needed.
  *
  * Every request of a "streamtally on" location is counted in the log phase
- * (bytes sent incl. header, request bytes received) into the shared session
- * table (ngx_http_streamtally_zone.c), keyed by streamtally_session_key. The
- * worker that creates an entry opens the libstreamtally session and owns it;
- * whichever worker serves the viewer's later requests adds to the shared
- * totals. Once a second each worker copies the totals of its own sessions into
- * the library (whose interim updates read them) and closes those silent for
- * streamtally_session_timeout.
+ * (bytes sent incl. header, request bytes received), keyed by
+ * streamtally_session_key. The shared session table (ngx_http_streamtally_zone.c)
+ * says which session a viewer's request belongs to, whichever worker serves
+ * it: the worker that creates an entry opens the libstreamtally session and
+ * owns it. A worker asks the shared table only for a viewer it does not know;
+ * it counts that viewer's later requests in its own table, without a lock,
+ * and publishes the sums to the shared entries every 100 ms
+ * (ngx_http_streamtally_local.c). Once a second each worker copies the
+ * totals of its own sessions into the library (whose interim updates read
+ * them) and closes those silent for streamtally_session_timeout (plus the
+ * publish delay, so no worker still holds hits of a session it closes).
  */
 
 #include <ngx_config.h>
@@ -19,9 +23,14 @@
 
 #include "ngx_streamtally_main_conf.h"
 #include "ngx_http_streamtally_zone.h"
+#include "ngx_http_streamtally_local.h"
 
 
-#define NGX_HTTP_STREAMTALLY_SWEEP_MS  1000
+#define NGX_HTTP_STREAMTALLY_SWEEP_MS    1000
+#define NGX_HTTP_STREAMTALLY_PUBLISH_MS  100
+/* Hits reach the shared table at most a publish period late: an owner waits
+ * that long (twice, for a busy event loop) before it closes a silent session. */
+#define NGX_HTTP_STREAMTALLY_GRACE_MS    (2 * NGX_HTTP_STREAMTALLY_PUBLISH_MS)
 
 
 typedef struct {
@@ -88,6 +97,9 @@ static ngx_int_t ngx_http_streamtally_protocol_of(ngx_str_t *uri);
 static void ngx_http_streamtally_stream_of(ngx_str_t *uri, ngx_str_t *stream);
 static void ngx_http_streamtally_sweep_handler(ngx_event_t *ev);
 static void ngx_http_streamtally_sweep(ngx_flag_t closing_all);
+static void ngx_http_streamtally_publish_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_streamtally_count_shared(ngx_http_streamtally_hit_t *hit,
+    ngx_http_streamtally_local_t *known, ngx_http_streamtally_entry_t **entry);
 
 
 /* The protocol names of SPEC, in streamtally_protocol_t order. */
@@ -206,12 +218,14 @@ ngx_module_t  ngx_http_streamtally_module = {
 };
 
 
-/* Per worker: the library context, the zone, the sessions this worker owns
- * and the sweep timer. */
-static streamtally_ctx_t             *ngx_http_streamtally_ctx;
-static ngx_http_streamtally_zone_t   *ngx_http_streamtally_zone;
-static ngx_queue_t                    ngx_http_streamtally_owned;
-static ngx_event_t                    ngx_http_streamtally_sweep_event;
+/* Per worker: the library context, the zone, the sessions this worker owns,
+ * what it counted and not yet published, and the two timers. */
+static streamtally_ctx_t                   *ngx_http_streamtally_ctx;
+static ngx_http_streamtally_zone_t         *ngx_http_streamtally_zone;
+static ngx_queue_t                          ngx_http_streamtally_owned;
+static ngx_http_streamtally_local_table_t   ngx_http_streamtally_local;
+static ngx_event_t                          ngx_http_streamtally_sweep_event;
+static ngx_event_t                          ngx_http_streamtally_publish_event;
 
 
 static void *
@@ -489,6 +503,18 @@ ngx_http_streamtally_init_process(ngx_cycle_t *cycle)
     ngx_http_streamtally_zone_register_locked(zone, ngx_pid);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    if (ngx_http_streamtally_local_init(&ngx_http_streamtally_local,
+                                        cycle->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_streamtally_publish_event.handler =
+        ngx_http_streamtally_publish_handler;
+    ngx_http_streamtally_publish_event.log = cycle->log;
+    ngx_http_streamtally_publish_event.cancelable = 1;
+
     ngx_http_streamtally_sweep_event.handler =
         ngx_http_streamtally_sweep_handler;
     ngx_http_streamtally_sweep_event.log = cycle->log;
@@ -517,6 +543,7 @@ ngx_http_streamtally_exit_process(ngx_cycle_t *cycle)
      * new session in a new worker — nothing counted twice, nothing lost.
      */
     ngx_http_streamtally_sweep(1);
+    ngx_http_streamtally_local_free(&ngx_http_streamtally_local);
 
     zone = ngx_http_streamtally_zone;
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -543,9 +570,10 @@ ngx_http_streamtally_now_ms(void)
 static ngx_int_t
 ngx_http_streamtally_log_handler(ngx_http_request_t *r)
 {
-    uint64_t                          serial;
     ngx_uint_t                        status;
     ngx_http_streamtally_hit_t        hit;
+    ngx_http_streamtally_entry_t     *entry;
+    ngx_http_streamtally_local_t     *known;
     ngx_http_streamtally_loc_conf_t  *lcf;
 
     if (ngx_http_streamtally_ctx == NULL) {
@@ -568,15 +596,41 @@ ngx_http_streamtally_log_handler(ngx_http_request_t *r)
     /* what this request moved: the response incl. its header, the request */
     hit.bytes_out = (uint64_t) r->connection->sent;
     hit.bytes_in = (uint64_t) r->request_length;
+    hit.requests = 1;
     /* a refused or missing playlist is no view; an error inside a running
      * session still counts its bytes */
     hit.may_create = (status > 0 && status < 400);
 
-    switch (ngx_http_streamtally_zone_hit(ngx_http_streamtally_zone, &hit,
-                                          &serial))
+    /*
+     * A viewer this worker knows, whose session goes on: counted here, no
+     * lock. The shared entry's serial is read without the lock (a cache line
+     * that changes only when entries come and go): a session that ended —
+     * its owner exited or was killed, it was evicted — sends the request to
+     * the shared table, which starts a new one with this request's identity.
+     * One that ends between this read and the publish is handled there.
+     */
+    known = ngx_http_streamtally_local_find(&ngx_http_streamtally_local,
+                                            hit.md5);
+    if (known != NULL && known->shared != NULL
+        && hit.now_ms - known->last_seen_ms < (int64_t) known->timeout
+        && *(volatile uint64_t *) &known->shared->serial == known->serial)
     {
+        ngx_http_streamtally_local_count(&ngx_http_streamtally_local, known,
+                                         &hit);
+        if (!known->shared->touched) {
+            known->shared->touched = 1;  /* written once per eviction pass */
+        }
+        if (!ngx_http_streamtally_publish_event.timer_set) {
+            ngx_add_timer(&ngx_http_streamtally_publish_event,
+                          NGX_HTTP_STREAMTALLY_PUBLISH_MS);
+        }
+        return NGX_OK;
+    }
+
+    switch (ngx_http_streamtally_count_shared(&hit, known, &entry)) {
     case NGX_HTTP_STREAMTALLY_CREATED:
-        return ngx_http_streamtally_open(r, lcf, &hit, serial);
+    case NGX_HTTP_STREAMTALLY_ADOPTED:
+        return ngx_http_streamtally_open(r, lcf, &hit, entry->serial);
 
     case NGX_HTTP_STREAMTALLY_NO_MEMORY:
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -587,6 +641,66 @@ ngx_http_streamtally_log_handler(ngx_http_request_t *r)
     default:
         return NGX_OK;
     }
+}
+
+
+/*
+ * Counts a request in the shared table (what it holds of the viewer, known,
+ * is published first) and remembers the viewer's entry in this worker.
+ * On CREATED / ADOPTED, hit->bytes_* become the entry's totals.
+ */
+static ngx_int_t
+ngx_http_streamtally_count_shared(ngx_http_streamtally_hit_t *hit,
+    ngx_http_streamtally_local_t *known, ngx_http_streamtally_entry_t **entry)
+{
+    ngx_int_t                      rc;
+    ngx_http_streamtally_zone_t   *zone;
+
+    zone = ngx_http_streamtally_zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (known != NULL && known->requests) {
+        ngx_http_streamtally_local_publish_one_locked(
+            &ngx_http_streamtally_local, known, zone);
+    }
+
+    rc = ngx_http_streamtally_zone_hit_locked(zone, hit, entry);
+
+    if (rc == NGX_HTTP_STREAMTALLY_CREATED
+        || rc == NGX_HTTP_STREAMTALLY_ADOPTED)
+    {
+        hit->bytes_in = (*entry)->bytes_in;
+        hit->bytes_out = (*entry)->bytes_out;
+    }
+
+    /* an orphan (owner 0) is left for a request that may adopt it */
+    if ((rc == NGX_HTTP_STREAMTALLY_COUNTED && (*entry)->owner != 0)
+        || rc == NGX_HTTP_STREAMTALLY_CREATED
+        || rc == NGX_HTTP_STREAMTALLY_ADOPTED)
+    {
+        (void) ngx_http_streamtally_local_insert(&ngx_http_streamtally_local,
+                                                 hit->md5, *entry,
+                                                 hit->now_ms, hit->timeout);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+static void
+ngx_http_streamtally_publish_handler(ngx_event_t *ev)
+{
+    ngx_http_streamtally_zone_t  *zone;
+
+    zone = ngx_http_streamtally_zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_streamtally_local_publish_locked(&ngx_http_streamtally_local,
+                                              zone);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 
@@ -911,8 +1025,13 @@ ngx_http_streamtally_sweep(ngx_flag_t closing_all)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
+    /* this worker's own hits first: its sessions' totals must hold them */
+    ngx_http_streamtally_local_sweep_locked(&ngx_http_streamtally_local,
+                                            zone, now);
     (void) ngx_http_streamtally_zone_reap_dead_locked(zone,
                                                       ngx_cycle->log);
+    ngx_http_streamtally_zone_reap_orphans_locked(zone, now,
+        NGX_HTTP_STREAMTALLY_GRACE_MS, ngx_cycle->log);
 
     for (q = ngx_queue_head(&ngx_http_streamtally_owned);
          q != ngx_queue_sentinel(&ngx_http_streamtally_owned);
@@ -942,8 +1061,11 @@ ngx_http_streamtally_sweep(ngx_flag_t closing_all)
                 reason = STREAMTALLY_END_SERVER;
                 ended_at = 0;
 
-            } else if (now - e->last_seen_ms >= (int64_t) e->timeout) {
-                /* over at its last request, noticed only now */
+            } else if (now - e->last_seen_ms
+                       >= (int64_t) (e->timeout + NGX_HTTP_STREAMTALLY_GRACE_MS))
+            {
+                /* over at its last request, noticed only now (after every
+                 * worker published what it counted) */
                 reason = STREAMTALLY_END_TIMEOUT;
                 ended_at = e->last_seen_ms;
 

@@ -20,6 +20,11 @@ static ngx_http_streamtally_entry_t *ngx_http_streamtally_alloc_locked(
     ngx_http_streamtally_zone_t *zone);
 static void ngx_http_streamtally_evict_locked(
     ngx_http_streamtally_zone_t *zone, ngx_http_streamtally_entry_t *e);
+static void ngx_http_streamtally_add_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_http_streamtally_entry_t *e, ngx_http_streamtally_hit_t *hit);
+static ngx_http_streamtally_entry_t *ngx_http_streamtally_create_locked(
+    ngx_http_streamtally_zone_t *zone, ngx_http_streamtally_hit_t *hit,
+    ngx_pid_t owner);
 
 
 static ngx_inline ngx_rbtree_key_t
@@ -76,60 +81,82 @@ ngx_http_streamtally_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
 
 ngx_http_streamtally_hit_rc_e
-ngx_http_streamtally_zone_hit(ngx_http_streamtally_zone_t *zone,
-    ngx_http_streamtally_hit_t *hit, uint64_t *serial)
+ngx_http_streamtally_zone_hit_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_http_streamtally_hit_t *hit, ngx_http_streamtally_entry_t **entry)
 {
     ngx_http_streamtally_entry_t  *e;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
 
     e = ngx_http_streamtally_lookup_locked(zone, hit->md5);
 
     if (e != NULL) {
-        e->bytes_in += hit->bytes_in;
-        e->bytes_out += hit->bytes_out;
-        e->requests++;
-        if (hit->now_ms > e->last_seen_ms) {
-            e->last_seen_ms = hit->now_ms;
-        }
-        ngx_queue_remove(&e->lru);
-        ngx_queue_insert_head(&zone->sh->lru, &e->lru);
+        ngx_http_streamtally_add_locked(zone, e, hit);
+        *entry = e;
 
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        if (e->owner == 0 && hit->may_create) {
+            e->owner = ngx_pid;
+            return NGX_HTTP_STREAMTALLY_ADOPTED;
+        }
+
         return NGX_HTTP_STREAMTALLY_COUNTED;
     }
 
     if (!hit->may_create) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
         return NGX_HTTP_STREAMTALLY_SKIPPED;
     }
 
-    e = ngx_http_streamtally_alloc_locked(zone);
+    e = ngx_http_streamtally_create_locked(zone, hit, ngx_pid);
     if (e == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
         return NGX_HTTP_STREAMTALLY_NO_MEMORY;
     }
 
-    ngx_memzero(e, sizeof(ngx_http_streamtally_entry_t));
-    ngx_memcpy(e->md5, hit->md5, 16);
-    e->node.key = ngx_http_streamtally_node_key(hit->md5);
-    e->serial = zone->sh->next_serial++;
-    e->owner = ngx_pid;
-    e->timeout = hit->timeout;
-    e->last_seen_ms = hit->now_ms;
-    e->bytes_in = hit->bytes_in;
-    e->bytes_out = hit->bytes_out;
-    e->requests = 1;
-
-    ngx_rbtree_insert(&zone->sh->rbtree, &e->node);
-    ngx_queue_insert_head(&zone->sh->lru, &e->lru);
-    zone->sh->entries++;
-
-    *serial = e->serial;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    *entry = e;
 
     return NGX_HTTP_STREAMTALLY_CREATED;
+}
+
+
+ngx_int_t
+ngx_http_streamtally_zone_publish_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_http_streamtally_entry_t *e, uint64_t serial,
+    ngx_http_streamtally_hit_t *sum)
+{
+    ngx_uint_t                       i;
+    ngx_http_streamtally_shctx_t    *sh;
+    ngx_http_streamtally_evicted_t  *ev;
+
+    /* a deleted entry has serial 0, a reused slot another serial */
+    if (e->serial == serial) {
+        ngx_http_streamtally_add_locked(zone, e, sum);
+        return NGX_OK;
+    }
+
+    /* evicted, its final totals not yet taken by its owner */
+    sh = zone->sh;
+    for (i = 0; i < sh->nevicted; i++) {
+        ev = &sh->evicted[i];
+        if (ev->serial == serial) {
+            ev->bytes_in += sum->bytes_in;
+            ev->bytes_out += sum->bytes_out;
+            if (sum->now_ms > ev->last_seen_ms) {
+                ev->last_seen_ms = sum->now_ms;
+            }
+            return NGX_DONE;
+        }
+    }
+
+    /* the viewer's current session, or one without owner yet */
+    e = ngx_http_streamtally_lookup_locked(zone, sum->md5);
+    if (e == NULL) {
+        e = ngx_http_streamtally_create_locked(zone, sum, 0);
+        if (e == NULL) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        ngx_http_streamtally_add_locked(zone, e, sum);
+    }
+
+    return NGX_DONE;
 }
 
 
@@ -149,6 +176,7 @@ void
 ngx_http_streamtally_zone_delete_locked(ngx_http_streamtally_zone_t *zone,
     ngx_http_streamtally_entry_t *e)
 {
+    e->serial = 0;  /* what a worker's pointer to it checks */
     ngx_queue_remove(&e->lru);
     ngx_rbtree_delete(&zone->sh->rbtree, &e->node);
     zone->sh->entries--;
@@ -270,6 +298,83 @@ ngx_http_streamtally_zone_reap_dead_locked(ngx_http_streamtally_zone_t *zone,
 }
 
 
+void
+ngx_http_streamtally_zone_reap_orphans_locked(
+    ngx_http_streamtally_zone_t *zone, int64_t now_ms, ngx_msec_t grace_ms,
+    ngx_log_t *log)
+{
+    ngx_queue_t                   *q, *prev;
+    ngx_http_streamtally_entry_t  *e;
+
+    /* least recently seen first: stop at the first entry still live */
+    for (q = ngx_queue_last(&zone->sh->lru);
+         q != ngx_queue_sentinel(&zone->sh->lru);
+         q = prev)
+    {
+        prev = ngx_queue_prev(q);
+        e = ngx_queue_data(q, ngx_http_streamtally_entry_t, lru);
+
+        if (now_ms - e->last_seen_ms < (int64_t) (e->timeout + grace_ms)) {
+            break;
+        }
+
+        if (e->owner == 0) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "streamtally: %uL bytes out of a viewer whose "
+                          "session ended while they were counted are not "
+                          "accounted (the viewer did not come back)",
+                          e->bytes_out);
+            ngx_http_streamtally_zone_delete_locked(zone, e);
+        }
+    }
+}
+
+
+static void
+ngx_http_streamtally_add_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_http_streamtally_entry_t *e, ngx_http_streamtally_hit_t *hit)
+{
+    e->bytes_in += hit->bytes_in;
+    e->bytes_out += hit->bytes_out;
+    e->requests += hit->requests;
+    if (hit->now_ms > e->last_seen_ms) {
+        e->last_seen_ms = hit->now_ms;
+    }
+    ngx_queue_remove(&e->lru);
+    ngx_queue_insert_head(&zone->sh->lru, &e->lru);
+}
+
+
+static ngx_http_streamtally_entry_t *
+ngx_http_streamtally_create_locked(ngx_http_streamtally_zone_t *zone,
+    ngx_http_streamtally_hit_t *hit, ngx_pid_t owner)
+{
+    ngx_http_streamtally_entry_t  *e;
+
+    e = ngx_http_streamtally_alloc_locked(zone);
+    if (e == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(e, sizeof(ngx_http_streamtally_entry_t));
+    ngx_memcpy(e->md5, hit->md5, 16);
+    e->node.key = ngx_http_streamtally_node_key(hit->md5);
+    e->serial = zone->sh->next_serial++;
+    e->owner = owner;
+    e->timeout = hit->timeout;
+    e->last_seen_ms = hit->now_ms;
+    e->bytes_in = hit->bytes_in;
+    e->bytes_out = hit->bytes_out;
+    e->requests = hit->requests;
+
+    ngx_rbtree_insert(&zone->sh->rbtree, &e->node);
+    ngx_queue_insert_head(&zone->sh->lru, &e->lru);
+    zone->sh->entries++;
+
+    return e;
+}
+
+
 static ngx_http_streamtally_entry_t *
 ngx_http_streamtally_lookup_locked(ngx_http_streamtally_zone_t *zone,
     u_char md5[16])
@@ -312,22 +417,32 @@ ngx_http_streamtally_lookup_locked(ngx_http_streamtally_zone_t *zone,
 static ngx_http_streamtally_entry_t *
 ngx_http_streamtally_alloc_locked(ngx_http_streamtally_zone_t *zone)
 {
-    ngx_uint_t                      n;
+    ngx_uint_t                      n, spared;
     ngx_queue_t                    *q;
-    ngx_http_streamtally_entry_t   *e;
+    ngx_http_streamtally_entry_t   *e, *victim;
 
     e = ngx_slab_alloc_locked(zone->shpool,
                               sizeof(ngx_http_streamtally_entry_t));
 
-    /* full: evict the least recently seen sessions (LRU tail) */
+    /* full: evict the least recently seen sessions (LRU tail), sparing once
+     * those a worker counted since its last publish */
     for (n = 0; e == NULL && n < NGX_HTTP_STREAMTALLY_EVICT_BATCH; n++) {
         if (ngx_queue_empty(&zone->sh->lru)) {
             break;
         }
 
-        q = ngx_queue_last(&zone->sh->lru);
-        ngx_http_streamtally_evict_locked(zone,
-            ngx_queue_data(q, ngx_http_streamtally_entry_t, lru));
+        for (spared = 0; spared < zone->sh->entries; spared++) {
+            q = ngx_queue_last(&zone->sh->lru);
+            victim = ngx_queue_data(q, ngx_http_streamtally_entry_t, lru);
+            if (!victim->touched) {
+                break;
+            }
+            victim->touched = 0;
+            ngx_queue_remove(q);
+            ngx_queue_insert_head(&zone->sh->lru, q);
+        }
+
+        ngx_http_streamtally_evict_locked(zone, victim);
 
         e = ngx_slab_alloc_locked(zone->shpool,
                                   sizeof(ngx_http_streamtally_entry_t));

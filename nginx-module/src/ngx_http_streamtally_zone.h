@@ -9,10 +9,21 @@
  * Everything here runs under the zone's shmtx and is O(log n) per request.
  *
  * An entry's owner finds it again by (hash, serial); the serial is unique per
- * entry, so a freed and reused slot is never mistaken for the old session.
- * When the zone is full, the least recently seen entries are evicted: their
- * final bytes go to a small ring the owner drains, so an evicted session is
- * closed with its exact totals rather than lost.
+ * entry and zeroed when the entry is deleted, so a freed or reused slot is
+ * never mistaken for the old session — which also lets a worker keep a
+ * pointer to an entry and check it (ngx_http_streamtally_local.h).
+ * When the zone is full, the least recently seen entries are evicted (those
+ * hit since their last publish get a second chance): their final bytes go to
+ * a small ring the owner drains, so an evicted session is closed with its
+ * exact totals rather than lost.
+ *
+ * Workers count requests locally and publish the sums here (see the local
+ * table). Sums whose session ended in between (its owner exited, or it was
+ * evicted after its owner took the ring's totals) are not dropped: they go to
+ * the viewer's current entry, or become an entry without owner ("orphan")
+ * that the viewer's next request adopts — that worker opens the session with
+ * those bytes in it. An orphan nobody adopts within its timeout is reaped by
+ * any worker's sweep, its bytes logged as lost.
  */
 
 #ifndef NGX_HTTP_STREAMTALLY_ZONE_H_INCLUDED
@@ -27,11 +38,18 @@
 
 
 typedef struct {
+    /* read on every request by the workers that know the entry, written only
+     * when entries come and go: the first 64 bytes (a cache line of the
+     * 128-byte slab slot), apart from what publishes write */
     ngx_rbtree_node_t          node;      /* node.key: first bytes of md5 */
-    ngx_queue_t                lru;       /* most recently seen first */
     u_char                     md5[16];   /* of the evaluated session key */
     uint64_t                   serial;
-    ngx_pid_t                  owner;
+    /* set (without the lock) by a request counted in a worker's own table,
+     * whose publish is still to come; an eviction spares such an entry once
+     * (moves it to the head and clears the mark: CLOCK's second chance) */
+    ngx_atomic_t               touched;
+    ngx_queue_t                lru;       /* most recently seen first */
+    ngx_pid_t                  owner;     /* 0: an orphan, see above */
     ngx_msec_t                 timeout;   /* streamtally_session_timeout */
     int64_t                    last_seen_ms;
     uint64_t                   bytes_in;
@@ -41,7 +59,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_pid_t                  owner;
+    ngx_pid_t                  owner;     /* 0: an orphan, see above */
     uint64_t                   serial;
     int64_t                    last_seen_ms;
     uint64_t                   bytes_in;
@@ -69,13 +87,14 @@ typedef struct {
 } ngx_http_streamtally_zone_t;
 
 
-/* What one request adds to its session. */
+/* What one request (or a worker's sum of requests) adds to its session. */
 typedef struct {
     u_char                     md5[16];
     ngx_msec_t                 timeout;
     int64_t                    now_ms;
     uint64_t                   bytes_in;
     uint64_t                   bytes_out;
+    uint64_t                   requests;
     unsigned                   may_create:1;  /* status < 400 */
 } ngx_http_streamtally_hit_t;
 
@@ -83,6 +102,7 @@ typedef struct {
 typedef enum {
     NGX_HTTP_STREAMTALLY_COUNTED = 0,  /* added to an existing session */
     NGX_HTTP_STREAMTALLY_CREATED,      /* a new entry, owned by this worker */
+    NGX_HTTP_STREAMTALLY_ADOPTED,      /* an orphan, now owned by this worker */
     NGX_HTTP_STREAMTALLY_SKIPPED,      /* no session and may_create unset */
     NGX_HTTP_STREAMTALLY_NO_MEMORY     /* zone full even after eviction */
 } ngx_http_streamtally_hit_rc_e;
@@ -91,12 +111,18 @@ typedef enum {
 ngx_int_t ngx_http_streamtally_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
 
-/* Counts a request; on CREATED, *serial is the new entry's serial. */
-ngx_http_streamtally_hit_rc_e ngx_http_streamtally_zone_hit(
-    ngx_http_streamtally_zone_t *zone, ngx_http_streamtally_hit_t *hit,
-    uint64_t *serial);
-
 /* The rest expects the caller to hold zone->shpool->mutex. */
+
+/* Counts a request; *entry is its entry unless SKIPPED or NO_MEMORY. */
+ngx_http_streamtally_hit_rc_e ngx_http_streamtally_zone_hit_locked(
+    ngx_http_streamtally_zone_t *zone, ngx_http_streamtally_hit_t *hit,
+    ngx_http_streamtally_entry_t **entry);
+/* Adds a worker's sum of requests to entry e if it still has `serial`, or
+ * else where it belongs (see above). NGX_OK: counted in e; NGX_DONE: counted
+ * elsewhere (the caller forgets e); NGX_DECLINED: no memory, lost. */
+ngx_int_t ngx_http_streamtally_zone_publish_locked(
+    ngx_http_streamtally_zone_t *zone, ngx_http_streamtally_entry_t *e,
+    uint64_t serial, ngx_http_streamtally_hit_t *sum);
 ngx_http_streamtally_entry_t *ngx_http_streamtally_zone_find_locked(
     ngx_http_streamtally_zone_t *zone, u_char md5[16], uint64_t serial);
 void ngx_http_streamtally_zone_delete_locked(
@@ -114,5 +140,9 @@ void ngx_http_streamtally_zone_unregister_locked(
  * sessions live on in the spool, where the library recovers them. */
 ngx_uint_t ngx_http_streamtally_zone_reap_dead_locked(
     ngx_http_streamtally_zone_t *zone, ngx_log_t *log);
+/* Deletes the orphans silent for longer than their timeout + grace_ms. */
+void ngx_http_streamtally_zone_reap_orphans_locked(
+    ngx_http_streamtally_zone_t *zone, int64_t now_ms, ngx_msec_t grace_ms,
+    ngx_log_t *log);
 
 #endif /* NGX_HTTP_STREAMTALLY_ZONE_H_INCLUDED */
