@@ -10,7 +10,12 @@
 
 #define NGX_HTTP_STREAMTALLY_LOCAL_MIN  1024   /* slots at start */
 
+_Static_assert(sizeof(ngx_http_streamtally_local_t) == 64,
+               "a local entry is one cache line");
 
+
+static ngx_http_streamtally_local_t *ngx_http_streamtally_local_alloc_slots(
+    ngx_uint_t n, ngx_log_t *log);
 static ngx_int_t ngx_http_streamtally_local_grow(
     ngx_http_streamtally_local_table_t *t);
 static void ngx_http_streamtally_local_delete(
@@ -37,8 +42,8 @@ ngx_http_streamtally_local_init(ngx_http_streamtally_local_table_t *t,
     ngx_memzero(t, sizeof(ngx_http_streamtally_local_table_t));
     t->log = log;
 
-    t->slots = ngx_calloc(NGX_HTTP_STREAMTALLY_LOCAL_MIN
-                          * sizeof(ngx_http_streamtally_local_t), log);
+    t->slots = ngx_http_streamtally_local_alloc_slots(
+                   NGX_HTTP_STREAMTALLY_LOCAL_MIN, log);
     t->pending = ngx_alloc(NGX_HTTP_STREAMTALLY_LOCAL_MIN * sizeof(ngx_uint_t),
                            log);
     if (t->slots == NULL || t->pending == NULL) {
@@ -126,7 +131,7 @@ ngx_http_streamtally_local_insert(ngx_http_streamtally_local_table_t *t,
     l->shared = shared;
     l->serial = shared->serial;
     l->last_seen_ms = now_ms;
-    l->timeout = timeout;
+    l->timeout = (uint32_t) ngx_min(timeout, (ngx_msec_t) 0xffffffff);
     l->bytes_in = 0;
     l->bytes_out = 0;
     l->requests = 0;
@@ -265,7 +270,7 @@ ngx_http_streamtally_local_grow(ngx_http_streamtally_local_table_t *t)
 
     n = (t->mask + 1) * 2;
 
-    slots = ngx_calloc(n * sizeof(ngx_http_streamtally_local_t), t->log);
+    slots = ngx_http_streamtally_local_alloc_slots(n, t->log);
     if (slots == NULL) {
         return NGX_ERROR;
     }
@@ -308,4 +313,19 @@ ngx_http_streamtally_local_grow(ngx_http_streamtally_local_table_t *t)
     ngx_free(old);
 
     return NGX_OK;
+}
+
+
+/* n zeroed slots, each on a cache line of its own */
+static ngx_http_streamtally_local_t *
+ngx_http_streamtally_local_alloc_slots(ngx_uint_t n, ngx_log_t *log)
+{
+    ngx_http_streamtally_local_t  *slots;
+
+    slots = ngx_memalign(64, n * sizeof(ngx_http_streamtally_local_t), log);
+    if (slots != NULL) {
+        ngx_memzero(slots, n * sizeof(ngx_http_streamtally_local_t));
+    }
+
+    return slots;
 }

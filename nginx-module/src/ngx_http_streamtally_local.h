@@ -32,16 +32,17 @@
 #include "ngx_http_streamtally_zone.h"
 
 
+/* 64 bytes: a lookup touches one cache line. */
 typedef struct {
     u_char                          md5[16];
     ngx_http_streamtally_entry_t   *shared;        /* NULL: dead, ask again */
     uint64_t                        serial;        /* of shared; 0: free slot */
     int64_t                         last_seen_ms;  /* latest request known */
-    ngx_msec_t                      timeout;
     /* added here since the last publish */
     uint64_t                        bytes_in;
     uint64_t                        bytes_out;
-    uint64_t                        requests;
+    uint32_t                        requests;
+    uint32_t                        timeout;       /* ms */
 } ngx_http_streamtally_local_t;
 
 

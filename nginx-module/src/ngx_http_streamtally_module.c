@@ -537,6 +537,23 @@ ngx_http_streamtally_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    zone = ngx_http_streamtally_zone;
+
+    /*
+     * What this worker counted goes to the shared table now; then it waits
+     * for the other workers to publish what they counted of its sessions
+     * (their timers, or their own exit, within the grace) before it closes
+     * them — else their last requests would reach a closed session.
+     */
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_streamtally_local_publish_locked(&ngx_http_streamtally_local,
+                                              zone);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (!ngx_queue_empty(&ngx_http_streamtally_owned)) {
+        ngx_msleep(NGX_HTTP_STREAMTALLY_GRACE_MS);
+    }
+
     /*
      * This worker's sessions end here ("server"): their entries leave the
      * shared table, so a viewer who goes on (e.g. after a reload) starts a
@@ -545,7 +562,6 @@ ngx_http_streamtally_exit_process(ngx_cycle_t *cycle)
     ngx_http_streamtally_sweep(1);
     ngx_http_streamtally_local_free(&ngx_http_streamtally_local);
 
-    zone = ngx_http_streamtally_zone;
     ngx_shmtx_lock(&zone->shpool->mutex);
     ngx_http_streamtally_zone_unregister_locked(zone, ngx_pid);
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -617,8 +633,9 @@ ngx_http_streamtally_log_handler(ngx_http_request_t *r)
     {
         ngx_http_streamtally_local_count(&ngx_http_streamtally_local, known,
                                          &hit);
-        if (!known->shared->touched) {
-            known->shared->touched = 1;  /* written once per eviction pass */
+        if (!known->shared->node.data) {
+            known->shared->node.data = 1;  /* touched: written once per
+                                            * eviction pass */
         }
         if (!ngx_http_streamtally_publish_event.timer_set) {
             ngx_add_timer(&ngx_http_streamtally_publish_event,

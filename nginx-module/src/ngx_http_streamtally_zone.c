@@ -8,6 +8,10 @@
 #include "ngx_http_streamtally_zone.h"
 
 
+/* What every request reads (node.data, serial) fits the slot's first line. */
+_Static_assert(offsetof(ngx_http_streamtally_entry_t, lru) <= 64,
+               "the read-mostly part of an entry must stay in one cache line");
+
 /* Entries evicted at most per allocation attempt before giving up. */
 #define NGX_HTTP_STREAMTALLY_EVICT_BATCH  8
 
@@ -434,10 +438,10 @@ ngx_http_streamtally_alloc_locked(ngx_http_streamtally_zone_t *zone)
         for (spared = 0; spared < zone->sh->entries; spared++) {
             q = ngx_queue_last(&zone->sh->lru);
             victim = ngx_queue_data(q, ngx_http_streamtally_entry_t, lru);
-            if (!victim->touched) {
+            if (!victim->node.data) {  /* not touched */
                 break;
             }
-            victim->touched = 0;
+            victim->node.data = 0;
             ngx_queue_remove(q);
             ngx_queue_insert_head(&zone->sh->lru, q);
         }

@@ -38,16 +38,18 @@
 
 
 typedef struct {
-    /* read on every request by the workers that know the entry, written only
-     * when entries come and go: the first 64 bytes (a cache line of the
-     * 128-byte slab slot), apart from what publishes write */
+    /*
+     * Read on every request by the workers that know the entry, written only
+     * when entries come and go: the first 64 bytes, one cache line of the
+     * 128-byte slab slot, apart from what publishes write. node.data (a byte
+     * nginx's rbtree leaves to its users) is the "touched" mark: set without
+     * the lock by a request counted in a worker's own table, whose publish
+     * is still to come; an eviction spares such an entry once (moves it to
+     * the head and clears the mark: CLOCK's second chance).
+     */
     ngx_rbtree_node_t          node;      /* node.key: first bytes of md5 */
     u_char                     md5[16];   /* of the evaluated session key */
     uint64_t                   serial;
-    /* set (without the lock) by a request counted in a worker's own table,
-     * whose publish is still to come; an eviction spares such an entry once
-     * (moves it to the head and clears the mark: CLOCK's second chance) */
-    ngx_atomic_t               touched;
     ngx_queue_t                lru;       /* most recently seen first */
     ngx_pid_t                  owner;     /* 0: an orphan, see above */
     ngx_msec_t                 timeout;   /* streamtally_session_timeout */
