@@ -43,6 +43,7 @@ std::shared_ptr<Session> SessionTracker::open(SessionInfo info) {
 
   std::lock_guard lock(mutex_);
   session->next_interim_at_ = r.updated_at + options_.interim.count();
+  earliest_interim_at_ = std::min(earliest_interim_at_, session->next_interim_at_);
   open_.emplace(r.session_id, session);
   SessionRecord first = r;
   sink_(std::move(first));
@@ -78,6 +79,7 @@ int64_t SessionTracker::emit_due_interims(int64_t now) {
   // many sessions rather than once for each.
   const int64_t horizon = now + options_.interim.count() / 10;
   std::lock_guard lock(mutex_);
+  if (earliest_interim_at_ > horizon) return earliest_interim_at_;  // none due: no scan
   int64_t next = INT64_MAX;
   for (auto& [id, session] : open_) {
     if (session->next_interim_at_ <= horizon) {
@@ -86,6 +88,7 @@ int64_t SessionTracker::emit_due_interims(int64_t now) {
     }
     next = std::min(next, session->next_interim_at_);
   }
+  earliest_interim_at_ = next;
   return next;
 }
 

@@ -87,6 +87,9 @@ class SessionTracker {
   const Sink sink_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<Session>> open_;
+  // No open session's interim is due before this (a closed session may have set it
+  // earlier: that costs one scan that emits nothing).
+  int64_t earliest_interim_at_ = INT64_MAX;
 };
 
 }  // namespace streamtally
