@@ -99,7 +99,7 @@ void SpoolWriter::run() {
     lock.unlock();
 
     const int64_t now = now_ms();
-    if (now >= next_due && hooks_.on_tick) next_due = hooks_.on_tick(now);  // its records join this batch
+    if (now >= next_due) next_due = hooks_.on_tick ? hooks_.on_tick(now) : INT64_MAX;  // records join this batch
     if (now >= next_recovery) {
       if (auto r = spool_->recover_dead_writers(); !r) log(LogLevel::Warn, "session recovery failed: " + r.error());
       next_recovery = now + options_.recovery_interval.count();
