@@ -89,10 +89,10 @@ void SpoolWriter::run() {
     for (;;) {
       if (!queue_.empty()) until = std::min(until, first_queued_at_ + options_.tick);
       records_arrived_ = false;
-      if (wake_.wait_until(lock, until, [&] { return stopping_ || flush_requested_ || records_arrived_; })) {
-        if (records_arrived_ && !stopping_ && !flush_requested_) continue;  // batch them: sleep on
-      }
-      break;
+      const bool woken =
+          wake_.wait_until(lock, until, [&] { return stopping_ || flush_requested_ || records_arrived_; });
+      if (!woken || stopping_ || flush_requested_) break;
+      // The first record of a batch came: sleep on until its tick (or earlier work).
     }
     const bool stopping = stopping_;
     flush_requested_ = false;

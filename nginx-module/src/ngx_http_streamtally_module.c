@@ -545,10 +545,7 @@ ngx_http_streamtally_exit_process(ngx_cycle_t *cycle)
      * (their timers, or their own exit, within the grace) before it closes
      * them — else their last requests would reach a closed session.
      */
-    ngx_shmtx_lock(&zone->shpool->mutex);
-    ngx_http_streamtally_local_publish_locked(&ngx_http_streamtally_local,
-                                              zone);
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_streamtally_publish_handler(&ngx_http_streamtally_publish_event);
 
     if (!ngx_queue_empty(&ngx_http_streamtally_owned)) {
         ngx_msleep(NGX_HTTP_STREAMTALLY_GRACE_MS);
@@ -707,6 +704,7 @@ ngx_http_streamtally_count_shared(ngx_http_streamtally_hit_t *hit,
 }
 
 
+/* Hands what this worker counted to the shared table (the timer, and exit). */
 static void
 ngx_http_streamtally_publish_handler(ngx_event_t *ev)
 {

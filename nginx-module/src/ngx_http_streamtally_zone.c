@@ -24,6 +24,8 @@ static ngx_http_streamtally_entry_t *ngx_http_streamtally_alloc_locked(
     ngx_http_streamtally_zone_t *zone);
 static void ngx_http_streamtally_evict_locked(
     ngx_http_streamtally_zone_t *zone, ngx_http_streamtally_entry_t *e);
+static ngx_http_streamtally_evicted_t *ngx_http_streamtally_evicted_of_locked(
+    ngx_http_streamtally_zone_t *zone, uint64_t serial);
 static void ngx_http_streamtally_add_locked(ngx_http_streamtally_zone_t *zone,
     ngx_http_streamtally_entry_t *e, ngx_http_streamtally_hit_t *hit);
 static ngx_http_streamtally_entry_t *ngx_http_streamtally_create_locked(
@@ -124,8 +126,6 @@ ngx_http_streamtally_zone_publish_locked(ngx_http_streamtally_zone_t *zone,
     ngx_http_streamtally_entry_t *e, uint64_t serial,
     ngx_http_streamtally_hit_t *sum)
 {
-    ngx_uint_t                       i;
-    ngx_http_streamtally_shctx_t    *sh;
     ngx_http_streamtally_evicted_t  *ev;
 
     /* a deleted entry has serial 0, a reused slot another serial */
@@ -135,17 +135,14 @@ ngx_http_streamtally_zone_publish_locked(ngx_http_streamtally_zone_t *zone,
     }
 
     /* evicted, its final totals not yet taken by its owner */
-    sh = zone->sh;
-    for (i = 0; i < sh->nevicted; i++) {
-        ev = &sh->evicted[i];
-        if (ev->serial == serial) {
-            ev->bytes_in += sum->bytes_in;
-            ev->bytes_out += sum->bytes_out;
-            if (sum->now_ms > ev->last_seen_ms) {
-                ev->last_seen_ms = sum->now_ms;
-            }
-            return NGX_DONE;
+    ev = ngx_http_streamtally_evicted_of_locked(zone, serial);
+    if (ev != NULL) {
+        ev->bytes_in += sum->bytes_in;
+        ev->bytes_out += sum->bytes_out;
+        if (sum->now_ms > ev->last_seen_ms) {
+            ev->last_seen_ms = sum->now_ms;
         }
+        return NGX_DONE;
     }
 
     /* the viewer's current session, or one without owner yet */
@@ -193,22 +190,22 @@ ngx_http_streamtally_zone_take_evicted_locked(
     ngx_http_streamtally_zone_t *zone, ngx_pid_t owner, uint64_t serial,
     uint64_t *bytes_in, uint64_t *bytes_out, int64_t *last_seen_ms)
 {
-    ngx_uint_t                       i;
     ngx_http_streamtally_shctx_t    *sh;
+    ngx_http_streamtally_evicted_t  *ev;
 
-    sh = zone->sh;
-
-    for (i = 0; i < sh->nevicted; i++) {
-        if (sh->evicted[i].owner == owner && sh->evicted[i].serial == serial) {
-            *bytes_in = sh->evicted[i].bytes_in;
-            *bytes_out = sh->evicted[i].bytes_out;
-            *last_seen_ms = sh->evicted[i].last_seen_ms;
-            sh->evicted[i] = sh->evicted[--sh->nevicted];
-            return NGX_OK;
-        }
+    ev = ngx_http_streamtally_evicted_of_locked(zone, serial);
+    if (ev == NULL || ev->owner != owner) {
+        return NGX_DECLINED;
     }
 
-    return NGX_DECLINED;
+    *bytes_in = ev->bytes_in;
+    *bytes_out = ev->bytes_out;
+    *last_seen_ms = ev->last_seen_ms;
+
+    sh = zone->sh;
+    *ev = sh->evicted[--sh->nevicted];
+
+    return NGX_OK;
 }
 
 
@@ -331,6 +328,24 @@ ngx_http_streamtally_zone_reap_orphans_locked(
             ngx_http_streamtally_zone_delete_locked(zone, e);
         }
     }
+}
+
+
+/* The eviction ring's record of the entry that had `serial`, if still there
+ * (serials are unique: no owner needed to tell them apart). */
+static ngx_http_streamtally_evicted_t *
+ngx_http_streamtally_evicted_of_locked(ngx_http_streamtally_zone_t *zone,
+    uint64_t serial)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < zone->sh->nevicted; i++) {
+        if (zone->sh->evicted[i].serial == serial) {
+            return &zone->sh->evicted[i];
+        }
+    }
+
+    return NULL;
 }
 
 
